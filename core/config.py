@@ -1,0 +1,187 @@
+"""Settings: the public environment-variable contract of seedbot.
+
+Every knob is read from the environment or an optional `.env` file. The variable names are a public
+contract (deployments set them); rename a field freely, never its alias.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Effort = Literal["low", "medium", "high"]
+EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
+    return Field(default, validation_alias=AliasChoices(name), **kwargs)
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; `str()` is fit to print as it is (one line per problem)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- model API ---
+    aiml_api_key: SecretStr | None = _env("AIML_API_KEY")
+    aiml_base_url: str = _env("AIML_BASE_URL", "https://api.aimlapi.com/v1")
+    model: str = _env("SEEDBOT_MODEL", "bytedance/dola-seed-2-0-lite")
+    max_tokens: int = _env("SEEDBOT_MAX_TOKENS", 8192, ge=1, le=256_000)
+    default_effort: Effort = _env("SEEDBOT_DEFAULT_EFFORT", "medium")
+    system_prompt: str = _env(
+        "SEEDBOT_SYSTEM_PROMPT",
+        "You are Seed, a helpful assistant in a team chat. Answer concisely in Markdown.",
+    )
+    connect_timeout_s: float = _env("SEEDBOT_CONNECT_TIMEOUT_S", 10.0, gt=0)
+    # Reasoning models can go quiet for a long while between chunks; this bounds the silence, not the answer.
+    idle_timeout_s: float = _env("SEEDBOT_IDLE_TIMEOUT_S", 120.0, gt=0)
+    max_retries: int = _env("SEEDBOT_MAX_RETRIES", 3, ge=0, le=10)
+    retry_max_wait_s: float = _env("SEEDBOT_RETRY_MAX_WAIT_S", 30.0, ge=0)
+    context_tokens: int = _env("SEEDBOT_CONTEXT_TOKENS", 256_000, ge=1024)
+    price_input_per_m: Decimal = _env("SEEDBOT_PRICE_INPUT_PER_M", Decimal("0.325"), ge=0)
+    price_output_per_m: Decimal = _env("SEEDBOT_PRICE_OUTPUT_PER_M", Decimal("2.60"), ge=0)
+
+    # --- storage, retention, budgets ---
+    database_url: str = _env("DATABASE_URL", "sqlite:///seedbot.db")
+    retention_days: int | None = _env("SEEDBOT_RETENTION_DAYS", None, ge=1)
+    user_daily_budget_usd: Decimal | None = _env("SEEDBOT_USER_DAILY_BUDGET_USD", None, ge=0)
+    workspace_monthly_budget_usd: Decimal | None = _env("SEEDBOT_WORKSPACE_MONTHLY_BUDGET_USD", None, ge=0)
+    # How many of the most recent turns may re-send their media; older media become a text mention.
+    context_media_turns: int = _env("SEEDBOT_CONTEXT_MEDIA_TURNS", 4, ge=0)
+
+    # --- replies ---
+    footer: bool = _env("SEEDBOT_FOOTER", True)
+    show_reasoning: bool = _env("SEEDBOT_SHOW_REASONING", True)
+    final_edit_deadline_s: float = _env("SEEDBOT_FINAL_EDIT_DEADLINE_S", 60.0, gt=0)
+
+    # --- media ---
+    max_file_mb: float = _env("SEEDBOT_MAX_FILE_MB", 25.0, gt=0)
+    max_files: int = _env("SEEDBOT_MAX_FILES", 10, ge=1)
+    image_max_side: int = _env("SEEDBOT_IMAGE_MAX_SIDE", 2048, ge=64)
+    video_max_seconds: float = _env("SEEDBOT_VIDEO_MAX_SECONDS", 180.0, gt=0)
+    video_max_mb: float = _env("SEEDBOT_VIDEO_MAX_MB", 20.0, gt=0)
+    text_file_max_chars: int = _env("SEEDBOT_TEXT_FILE_MAX_CHARS", 40_000, ge=100)
+
+    # --- Slack ---
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
+    slack_api_url: str = _env("SLACK_API_URL", "https://slack.com/api/")
+    slack_allowed_channels: CommaList = _env("SLACK_ALLOWED_CHANNELS", ())
+    slack_allowed_users: CommaList = _env("SLACK_ALLOWED_USERS", ())
+    slack_require_mention: bool = _env("SLACK_REQUIRE_MENTION", False)
+    slack_ignore_bots: bool = _env("SLACK_IGNORE_BOTS", True)
+    slack_stream_mode: Literal["native", "edit"] = _env("SLACK_STREAM_MODE", "native")
+
+    # --- Discord ---
+    discord_bot_token: SecretStr | None = _env("DISCORD_BOT_TOKEN")
+    discord_api_base: str = _env("DISCORD_API_BASE", "https://discord.com/api/v10")
+    discord_gateway_url: str | None = _env("DISCORD_GATEWAY_URL")
+    discord_allowed_guilds: CommaList = _env("DISCORD_ALLOWED_GUILDS", ())
+    discord_allowed_channels: CommaList = _env("DISCORD_ALLOWED_CHANNELS", ())
+    discord_allowed_roles: CommaList = _env("DISCORD_ALLOWED_ROLES", ())
+    discord_guild_ids: CommaList = _env("DISCORD_GUILD_IDS", ())
+    discord_thread_per_conversation: bool = _env("DISCORD_THREAD_PER_CONVERSATION", False)
+
+    # --- service ---
+    admins: CommaList = _env("SEEDBOT_ADMINS", ())
+    http_port: int | None = _env("SEEDBOT_HTTP_PORT", None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = _env("SEEDBOT_LOG_FORMAT", "text")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("SEEDBOT_LOG_LEVEL", "INFO")
+    shutdown_grace_s: float = _env("SEEDBOT_SHUTDOWN_GRACE_S", 30.0, ge=0)
+
+    @field_validator(
+        "slack_allowed_channels",
+        "slack_allowed_users",
+        "discord_allowed_guilds",
+        "discord_allowed_channels",
+        "discord_allowed_roles",
+        "discord_guild_ids",
+        "admins",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("default_effort", mode="before")
+    @classmethod
+    def _lower_effort(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("aiml_base_url", "discord_api_base")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _with_trailing_slash(cls, value: str) -> str:
+        # slack-sdk joins method names onto this base by plain concatenation.
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file `DATABASE_URL` names, or None for another kind of database."""
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        if "://" not in url:
+            return Path(url)
+        return None
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_app_token is not None or self.slack_signing_secret is not None
+        )
+
+    @property
+    def discord_configured(self) -> bool:
+        return self.discord_bot_token is not None
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields[field_name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_name.upper()
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable: its name and what is expected, never the value of a secret."""
+    lines = []
+    for problem in error.errors():
+        location = problem["loc"][0] if problem["loc"] else ""
+        name = _env_name(str(location)) if location in Settings.model_fields else str(location)
+        expected = problem["msg"].removeprefix("Value error, ")
+        field = Settings.model_fields.get(str(location))
+        is_secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = "" if is_secret or "input" not in problem else f" (got {problem['input']!r})"
+        lines.append(f"{name}: {expected}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, raising ConfigError with a printable message instead of a traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None

@@ -1,0 +1,83 @@
+"""The nouns every part of the core shares: where a conversation lives, who said what, which files.
+
+Adapters build these from platform events; the core never sees a platform type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from core.llm.types import Effort
+
+Platform = str  # "slack", "discord", "terminal", ...
+MediaKind = Literal["image", "video", "text", "pdf", "other"]
+MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Platform + workspace/guild + channel + thread. A DM uses its channel id; no thread is ""."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    thread: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentMeta:
+    """What the store keeps about a file (never its bytes)."""
+
+    kind: MediaKind
+    mime: str
+    size: int
+    sha256: str
+    name: str
+    source: str = ""  # where it came from: a platform file id or URL, a local path
+
+
+class AttachmentError(Exception):
+    """A file could not be fetched; `str()` is a short note for the reply."""
+
+
+class AttachmentSource(Protocol):
+    """A file an adapter can fetch on demand. `declared_*` come from the platform and may be wrong."""
+
+    name: str
+    declared_size: int | None
+    declared_mime: str | None
+    source: str
+
+    async def read(self, max_bytes: int) -> bytes:
+        """The file's bytes; raises AttachmentError if it is larger than `max_bytes` or unreachable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """An earlier message the platform knows about but the store may not (thread context, reply chain)."""
+
+    role: Role
+    author: str
+    text: str
+    message_id: str
+    attachments: Sequence[AttachmentSource] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One incoming prompt, as an adapter hands it to the core."""
+
+    key: ConversationKey
+    user_id: str
+    user_name: str
+    text: str
+    message_id: str | None = None
+    event_id: str | None = None  # platform delivery id, for exactly-once handling of redeliveries
+    attachments: Sequence[AttachmentSource] = ()
+    history: Sequence[HistoryMessage] = field(default=())
+    effort: Effort | None = None  # request-level override, the most specific scope
+    is_admin: bool = False

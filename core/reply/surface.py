@@ -1,0 +1,70 @@
+"""What an adapter hands the reply engine: where a reply lives and what the platform allows.
+
+The core never imports a platform library. An adapter implements `ReplySurface` with its own client
+and describes its platform with a `PlatformLimits`; the streamer does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformLimits:
+    """Platform differences as data: lengths, edit pace and how the reply can be shown."""
+
+    name: str
+    # Longest message text the platform accepts, in characters (Discord 2,000; Slack ~40,000 but
+    # `markdown_text` is capped at 12,000).
+    max_message_chars: int
+    # Sustained edit pace for one channel: `edits_per_window` edits in any `window_s` seconds.
+    edits_per_window: int
+    window_s: float
+    # Markdown flavour the platform renders; the streamer only needs to know about code fences.
+    code_fence: str = "```"
+    # True where the thinking line belongs in the message itself; False where `set_status` shows it
+    # (Slack's assistant status), so the message holds only answer text.
+    thinking_in_message: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Opaque handle to one posted message; only the adapter that made it reads `id`."""
+
+    id: str
+    channel: str | None = None
+
+
+class SurfaceRateLimited(Exception):
+    """The platform answered 429; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(f"rate limited, retry after {retry_after:.2f}s")
+
+
+class SurfaceError(Exception):
+    """The platform refused a post or edit for good (deleted message, missing permission...)."""
+
+
+@runtime_checkable
+class ReplySurface(Protocol):
+    """One reply being written into a chat. Adapters implement this; only the streamer calls it.
+
+    `post` and `edit` raise `SurfaceRateLimited` on a 429 and `SurfaceError` on a permanent failure.
+    """
+
+    limits: PlatformLimits
+
+    async def post(self, text: str) -> MessageRef:
+        """Post a new message of the reply (the first part, or a continuation after a split)."""
+        ...
+
+    async def edit(self, ref: MessageRef, text: str) -> None:
+        """Replace the text of a message this surface posted."""
+        ...
+
+    async def set_status(self, status: str | None) -> None:
+        """Show (or clear, with None) a transient status: typing indicator, assistant status line."""
+        ...
