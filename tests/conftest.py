@@ -1,0 +1,38 @@
+"""Fixtures every suite shares: the fake model API and settings pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Settings
+from tests.fakes.model_server import API_KEY, FakeModelServer
+
+
+@pytest.fixture
+async def model_server() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, model_server: FakeModelServer) -> Callable[..., Settings]:
+    """Settings for one test: the fake model API, a fresh SQLite file, no `.env`, fast timeouts."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "aiml_api_key": API_KEY,
+            "aiml_base_url": model_server.base_url,
+            "database_url": f"sqlite:///{tmp_path / 'seedbot.db'}",
+            "max_tokens": 1024,
+            "idle_timeout_s": 5.0,
+            "connect_timeout_s": 2.0,
+            "retry_max_wait_s": 5.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
