@@ -36,3 +36,13 @@ def make_settings(tmp_path: Path, model_server: FakeModelServer) -> Callable[...
         return Settings(_env_file=None, **values)
 
     return build
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -88,8 +88,8 @@ Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 
 class FunctionDefinition(_Wire):
     name: str
+    parameters: dict[str, Any]
     description: str | None = None
-    parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 

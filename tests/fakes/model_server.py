@@ -16,13 +16,33 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 from aiohttp import web
 
 API_KEY = "test-key"
 MODEL_ID = "bytedance/dola-seed-2-0-lite"
 SERVED_MODEL = "seed-2-0-lite-260228"
+SCHEMA_PATH = Path(__file__).parent.parent / "data" / "chat-completions.openapi.json"
+
+
+@cache
+def request_validator() -> jsonschema.protocols.Validator:
+    """Validates a request body against the published OpenAPI schema (a copy kept in tests/data)."""
+    spec = json.loads(SCHEMA_PATH.read_text())
+    operation = spec["paths"]["/v1/chat/completions"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_problems(body: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+        for e in request_validator().iter_errors(body)
+    ]
 
 
 @dataclass
@@ -48,6 +68,7 @@ class Script:
     malformed_after: int | None = None  # send an unreadable chunk after this many deltas
     error_event_after: int | None = None  # send `data: {"error": ...}` after this many deltas
     usage_in_meta_only: bool = False  # the cost arrives in a chunk of its own, after the usage
+    cost_in_header_only: bool = False  # non-streaming: no `meta`, only the x-aimlapi-usd-spent header
 
 
 @dataclass
@@ -60,8 +81,10 @@ class RecordedRequest:
 
 
 class FakeModelServer:
-    def __init__(self, *, api_key: str = API_KEY, stall_limit_s: float = 30.0):
+    def __init__(self, *, api_key: str = API_KEY, stall_limit_s: float = 30.0, validate: bool = True):
         self.api_key = api_key
+        # Every request any test sends is checked against the published schema, like the real service does.
+        self.validate = validate
         self.stall_limit_s = stall_limit_s
         self.requests: list[RecordedRequest] = []
         self.default = None  # a Script used whenever nothing is queued (None: echo)
@@ -107,6 +130,9 @@ class FakeModelServer:
         self.requests.append(recorded)
         if not self._authorized(request):
             return _error_response(Script(status=401, error_message="Invalid API key"))
+        problems = schema_problems(body) if self.validate else []
+        if problems:
+            return _error_response(Script(status=400, error_message="; ".join(problems)))
         script = self._queue.popleft() if self._queue else (self.default or _echo(body))
         if script.first_byte_delay_s:
             await asyncio.sleep(script.first_byte_delay_s)
@@ -251,7 +277,7 @@ def _json_answer(script: Script, body: dict[str, Any]) -> web.Response:
         ],
         "usage": _usage(script, body),
     }
-    meta = _meta(script)
+    meta = None if script.cost_in_header_only else _meta(script)
     headers = {}
     if meta:
         payload["meta"] = meta
