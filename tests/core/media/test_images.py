@@ -25,7 +25,12 @@ async def test_a_12_megapixel_photo_is_downscaled_to_the_long_side_budget() -> N
     assert image.format == "JPEG" and image.size == (2048, 1536)
     assert len(payload(part)[1]) < len(original)
     [meta] = prepared.attachments
-    assert (meta.kind, meta.mime, meta.size, meta.name) == ("image", "image/jpeg", len(original), "IMG_0001.jpg")
+    assert (meta.kind, meta.mime, meta.size, meta.name) == (
+        "image",
+        "image/jpeg",
+        len(original),
+        "IMG_0001.jpg",
+    )
 
 
 async def test_exif_orientation_is_applied_so_the_model_sees_the_photo_upright() -> None:
@@ -37,11 +42,13 @@ async def test_exif_orientation_is_applied_so_the_model_sees_the_photo_upright()
     assert image.getexif().get(0x0112, 1) == 1
     red, _, blue = image.getpixel((image.width - 10, 10))
     assert red > 200 and blue < 80, "the stored top-left corner must now be top-right"
-    assert image.getpixel((10, 10)) == (255, 255, 255) or sum(image.getpixel((10, 10))) > 700
+    assert sum(image.getpixel((10, 10))) > 700, "and the top-left corner is white"
 
 
 async def test_portrait_limit_applies_to_the_long_side_after_rotation() -> None:
-    prepared = await pipeline(image_max_side=256).prepare_bytes("tall.jpg", marked_jpeg(1000, 500, orientation=8))
+    prepared = await pipeline(image_max_side=256).prepare_bytes(
+        "tall.jpg", marked_jpeg(1000, 500, orientation=8)
+    )
     assert image_of(prepared.parts[0]).size == (128, 256)
 
 
@@ -92,7 +99,9 @@ async def test_a_truncated_image_gets_a_note_instead_of_an_error() -> None:
     damaged = encode(photo(600, 400), "JPEG")[:2000]
     prepared = await pipeline().prepare_bytes("broken.jpg", damaged)
     assert prepared.parts == [] and prepared.attachments == []
-    assert prepared.notes == ["broken.jpg: could not be read as an image (the file looks damaged or incomplete)."]
+    assert prepared.notes == [
+        "broken.jpg: could not be read as an image (the file looks damaged or incomplete)."
+    ]
 
 
 async def test_heic_without_the_plugin_gets_a_clear_note() -> None:
@@ -110,7 +119,9 @@ async def test_image_token_estimate_grows_with_pixels_and_is_capped_by_low_detai
     low = await MediaPipeline(media_settings(), image_detail="low").prepare_bytes(
         "big.jpg", encode(photo(2048, 1536), "JPEG")
     )
-    assert estimate_tokens(big.parts[0]) > 3000 > estimate_tokens(low.parts[0]) > estimate_tokens(small.parts[0])
+    assert (
+        estimate_tokens(big.parts[0]) > 3000 > estimate_tokens(low.parts[0]) > estimate_tokens(small.parts[0])
+    )
     # A part built elsewhere (no measurements attached) is measured from its data URL's header.
     foreign = ImagePart.model_validate(big.parts[0].model_dump())
     assert type(foreign) is ImagePart

@@ -124,7 +124,9 @@ async def test_a_damaged_video_gets_a_note(tmp_path: Path) -> None:
     damaged = clip[:48] + bytes(len(clip) - 48)
     prepared = await pipeline().prepare_bytes("clip.mp4", damaged)
     assert prepared.parts == []
-    assert prepared.notes == ["clip.mp4: could not be read as a video (the file looks damaged or incomplete)."]
+    assert prepared.notes == [
+        "clip.mp4: could not be read as a video (the file looks damaged or incomplete)."
+    ]
 
 
 async def test_re_encoding_reports_progress_on_the_event_loop(tmp_path: Path) -> None:
