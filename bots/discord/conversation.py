@@ -1,0 +1,94 @@
+"""Which conversation a Discord message belongs to, and the context it brings along.
+
+Keys: a thread is one conversation (channel = parent, thread = thread id); a DM channel is one
+conversation; in a guild channel every new @mention starts a conversation named after its first
+prompt, and replies to any of its messages continue it (found through the store, which knows the
+platform id of every stored message). A thread opened from a message shares that message's id, so
+"thread per conversation" keeps the same name for the conversation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import discord
+
+from bots.discord.attachments import attachment_sources
+from core.models import ConversationKey, HistoryMessage
+
+PLATFORM = "discord"
+DM_WORKSPACE = "@me"
+# Replies followed up the chain when the store does not know them (each one is an API call).
+REPLY_CHAIN_LIMIT = 12
+
+ConversationLookup = Callable[[str, str], Awaitable[ConversationKey | None]]
+
+
+def workspace_of(guild: discord.Guild | None) -> str:
+    return str(guild.id) if guild is not None else DM_WORKSPACE
+
+
+def conversation_key(channel: object, guild: discord.Guild | None, root_id: int | str) -> ConversationKey:
+    channel_id = str(getattr(channel, "id", ""))
+    if guild is None:
+        return ConversationKey(PLATFORM, DM_WORKSPACE, channel_id)
+    if isinstance(channel, discord.Thread):
+        return ConversationKey(PLATFORM, str(guild.id), str(channel.parent_id), channel_id)
+    return ConversationKey(PLATFORM, str(guild.id), channel_id, str(root_id))
+
+
+def settings_channel(channel: object) -> str:
+    """The channel whose settings apply: a thread follows its parent."""
+    if isinstance(channel, discord.Thread):
+        return str(channel.parent_id)
+    return str(getattr(channel, "id", ""))
+
+
+def prompt_text(message: discord.Message, bot_id: int) -> str:
+    """The message text without the bot's own mention; other people's mentions become @names."""
+    text = re.sub(rf"<@!?{bot_id}>", "", message.content)
+    for user in message.mentions:
+        text = re.sub(rf"<@!?{user.id}>", f"@{user.display_name}", text)
+    return text.strip()
+
+
+def history_message(message: discord.Message, bot_id: int, session: aiohttp.ClientSession) -> HistoryMessage:
+    return HistoryMessage(
+        role="assistant" if message.author.id == bot_id else "user",
+        author=message.author.display_name,
+        text=prompt_text(message, bot_id),
+        message_id=str(message.id),
+        attachments=attachment_sources(message.attachments, session),
+    )
+
+
+async def reply_chain(
+    message: discord.Message,
+    client: discord.Client,
+    lookup: ConversationLookup,
+    session: aiohttp.ClientSession,
+) -> tuple[ConversationKey | None, list[HistoryMessage]]:
+    """Walk the replies above `message`: the stored conversation they lead to (if any) and, oldest
+    first, the messages above it that the store does not hold."""
+    assert client.user is not None
+    found: list[HistoryMessage] = []
+    current = message
+    for _ in range(REPLY_CHAIN_LIMIT):
+        reference = current.reference
+        if reference is None or reference.message_id is None:
+            break
+        key = await lookup(PLATFORM, str(reference.message_id))
+        if key is not None:
+            return key, found[::-1]
+        parent = reference.resolved if isinstance(reference.resolved, discord.Message) else None
+        if parent is None:
+            try:
+                channel = client.get_partial_messageable(reference.channel_id)
+                parent = await channel.fetch_message(reference.message_id)
+            except discord.HTTPException:
+                break  # deleted, or no permission to read history: use what we have
+        found.append(history_message(parent, client.user.id, session))
+        current = parent
+    return None, found[::-1]

@@ -1,0 +1,120 @@
+"""Start and stop the Discord side of seedbot.
+
+    runner = DiscordRunner(settings, service)
+    await runner.start()        # logged in, commands synced, crash leftovers fixed, gateway READY
+    await runner.wait_closed()  # until stop() or a fatal gateway error
+    await runner.stop()         # no new work, in-flight answers get the grace period, then close
+
+Start-up problems raise `DiscordStartupError` whose text is one printable line with the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bots.discord.client import SeedClient
+from bots.discord.endpoints import EndpointOverride, intents_fix
+from core.config import Settings
+
+if TYPE_CHECKING:
+    from core.service import ChatService
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+
+
+class DiscordStartupError(Exception):
+    """Discord could not be started; `str()` says why and how to fix it, in one line."""
+
+
+def build_discord_client(
+    settings: Settings, service: ChatService, *, guild_ready_timeout: float = 2.0
+) -> SeedClient:
+    """A client pointed at DISCORD_API_BASE / DISCORD_GATEWAY_URL (process-wide, see endpoints.py)."""
+    override = EndpointOverride(settings.discord_api_base, settings.discord_gateway_url)
+    return SeedClient(settings, service, endpoint_override=override, guild_ready_timeout=guild_ready_timeout)
+
+
+class DiscordRunner:
+    def __init__(self, settings: Settings, service: ChatService, *, guild_ready_timeout: float = 2.0):
+        if settings.discord_bot_token is None:
+            raise DiscordStartupError(
+                "DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal"
+            )
+        self.settings = settings
+        self.client = build_discord_client(settings, service, guild_ready_timeout=guild_ready_timeout)
+        self._gateway: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Connected to the gateway (for /readyz)."""
+        return self.client.is_ready() and not self.client.is_closed()
+
+    async def start(self, *, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+        assert self.settings.discord_bot_token is not None
+        self.client.endpoint_override.apply()
+        try:
+            await self.client.login(self.settings.discord_bot_token.get_secret_value())
+        except discord.LoginFailure:
+            await self._abort()
+            raise DiscordStartupError(
+                "Discord refused DISCORD_BOT_TOKEN (401): reset the token under Bot in the Developer Portal"
+            ) from None
+        except (discord.HTTPException, OSError) as error:
+            await self._abort()
+            raise DiscordStartupError(
+                f"cannot reach Discord at {self.settings.discord_api_base}: {error}"
+            ) from None
+        self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        ready = asyncio.create_task(self.client.is_ready_event.wait())
+        done, _ = await asyncio.wait(
+            {ready, self._gateway}, timeout=ready_timeout_s, return_when="FIRST_COMPLETED"
+        )
+        ready.cancel()
+        if self._gateway in done:
+            await self._fail(self._gateway)
+        if not done:
+            await self._abort()
+            raise DiscordStartupError(f"no READY from the Discord gateway within {ready_timeout_s:.0f} s")
+
+    async def wait_closed(self) -> None:
+        if self._gateway is not None:
+            await self._fail(self._gateway)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let answers in flight finish within the grace period, cancel the rest."""
+        self.client.accepting = False
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        pending = set(self.client.in_flight)
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._abort()
+        if self._gateway is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._gateway
+
+    async def _abort(self) -> None:
+        await self.client.close()
+        self.client.endpoint_override.restore()
+
+    async def _fail(self, gateway: asyncio.Task[None]) -> None:
+        """Wait for the gateway task; turn a fatal ending into a one-line DiscordStartupError."""
+        try:
+            await gateway
+        except discord.PrivilegedIntentsRequired:
+            await self._abort()
+            raise DiscordStartupError(intents_fix(self.client.application_id)) from None
+        except discord.ConnectionClosed as error:
+            await self._abort()
+            raise DiscordStartupError(
+                f"the Discord gateway closed the connection (code {error.code})"
+            ) from None

@@ -1,0 +1,216 @@
+"""Where an answer is written on Discord: channel messages, or an interaction's webhook messages.
+
+Both implement the core's `ReplySurface`. Parts of a long answer reply to the previous part, so the
+chain reads top to bottom and a reply to any part continues the conversation. `allowed_mentions`
+lets a reply ping the asker and nobody else (never @everyone, @here or roles), whatever the model
+writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import discord
+
+from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+
+log = logging.getLogger(__name__)
+
+DISCORD_LIMITS = PlatformLimits(
+    name="discord",
+    max_message_chars=2000,
+    # Message edits are limited per channel; 5 per 5 s is the pace Discord's buckets allow.
+    edits_per_window=5,
+    window_s=5.0,
+    thinking_in_message=True,
+)
+# A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
+TYPING_EVERY_S = 8.0
+TYPING_MAX_ROUNDS = 75
+TRANSIENT_RETRY_S = 1.0
+# Interaction tokens last 15 minutes; Discord then answers 401 "Invalid Webhook Token" (50027).
+EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
+
+
+def allowed_mentions(asker: discord.abc.Snowflake | None) -> discord.AllowedMentions:
+    users: list[discord.abc.Snowflake] = [asker] if asker is not None else []
+    return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=True)
+
+
+def _retry_after(error: discord.HTTPException) -> float:
+    header = error.response.headers.get("Retry-After") if error.response is not None else None
+    try:
+        return max(float(header), 0.0) if header else TRANSIENT_RETRY_S
+    except ValueError:
+        return TRANSIENT_RETRY_S
+
+
+def surface_error(error: BaseException) -> Exception:
+    """discord.py's failures in the reply engine's terms: pause-and-retry, or give up."""
+    if isinstance(error, discord.RateLimited):  # a wait longer than max_ratelimit_timeout
+        return SurfaceRateLimited(error.retry_after)
+    if isinstance(error, discord.HTTPException):
+        if error.status == 429:  # discord.py retried on its own and still hit the limit
+            return SurfaceRateLimited(_retry_after(error))
+        if error.status >= 500:
+            return SurfaceRateLimited(TRANSIENT_RETRY_S)
+        reason = error.text or "no reason given"
+        return SurfaceError(f"Discord refused the message ({error.status}: {reason})")
+    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        return SurfaceRateLimited(TRANSIENT_RETRY_S)
+    return SurfaceError(str(error))
+
+
+@contextlib.asynccontextmanager
+async def platform_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as error:
+        raise surface_error(error) from error
+
+
+def message_ref(message: discord.Message) -> MessageRef:
+    return MessageRef(id=str(message.id), channel=str(message.channel.id))
+
+
+class DiscordSurface:
+    """A reply in a channel, thread or DM: the first part replies to the prompt (if any)."""
+
+    limits = DISCORD_LIMITS
+
+    def __init__(
+        self,
+        channel: discord.abc.Messageable,
+        *,
+        reply_to: discord.Message | discord.PartialMessage | None,
+        asker: discord.abc.Snowflake | None,
+    ):
+        self._channel = channel
+        self._previous = reply_to.to_reference(fail_if_not_exists=False) if reply_to is not None else None
+        self._mentions = allowed_mentions(asker)
+        self._typing: asyncio.Task[None] | None = None
+
+    async def post(self, text: str) -> MessageRef:
+        async with platform_errors():
+            kwargs = {"reference": self._previous} if self._previous is not None else {}
+            message = await self._channel.send(text, allowed_mentions=self._mentions, **kwargs)
+        self._previous = message.to_reference(fail_if_not_exists=False)
+        return message_ref(message)
+
+    async def edit(self, ref: MessageRef, text: str) -> None:
+        async with platform_errors():
+            partial = self._channel.get_partial_message(int(ref.id))  # type: ignore[attr-defined]
+            await partial.edit(content=text, allowed_mentions=self._mentions)
+
+    async def set_status(self, status: str | None) -> None:
+        if status is None:
+            await self.close()
+        elif self._typing is None or self._typing.done():
+            self._typing = asyncio.create_task(self._keep_typing())
+
+    async def close(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._typing
+            self._typing = None
+
+    async def _keep_typing(self) -> None:
+        for _ in range(TYPING_MAX_ROUNDS):
+            try:
+                await self._channel.typing()
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+                log.debug("typing indicator failed: %s", error)
+                return
+            await asyncio.sleep(TYPING_EVERY_S)
+
+
+class InteractionSurface:
+    """A reply to a slash command: the deferred original response, then webhook follow-ups.
+
+    The interaction token expires after 15 minutes; from then on the answer continues as ordinary
+    channel messages, and an edit to a webhook message becomes a new channel message that later
+    edits update.
+    """
+
+    limits = DISCORD_LIMITS
+
+    def __init__(self, interaction: discord.Interaction, *, fallback_channel: discord.abc.Messageable):
+        self._interaction = interaction
+        self._fallback_channel = fallback_channel
+        self._mentions = allowed_mentions(interaction.user)
+        self._original: int | None = None
+        self._webhook_messages: set[int] = set()
+        self._last: discord.Message | None = None
+        self._fallback: DiscordSurface | None = None
+        self._moved: dict[int, MessageRef] = {}  # webhook message id -> channel message that replaced it
+        self.expired = False
+
+    async def post(self, text: str) -> MessageRef:
+        if self._original is None:
+            message = await self._via_webhook(lambda: self._edit_original(text))
+            if message is not None:
+                self._original = message.id
+        else:
+            message = await self._via_webhook(
+                lambda: self._interaction.followup.send(text, wait=True, allowed_mentions=self._mentions)
+            )
+        if message is None:
+            return await self._channel_surface().post(text)
+        self._webhook_messages.add(message.id)
+        self._last = message
+        return message_ref(message)
+
+    async def edit(self, ref: MessageRef, text: str) -> None:
+        message_id = int(ref.id)
+        if message_id in self._moved:
+            return await self._channel_surface().edit(self._moved[message_id], text)
+        if message_id not in self._webhook_messages:
+            return await self._channel_surface().edit(ref, text)
+        if message_id == self._original:
+            edited = await self._via_webhook(lambda: self._edit_original(text))
+        else:
+            edited = await self._via_webhook(
+                lambda: self._interaction.followup.edit_message(
+                    message_id, content=text, allowed_mentions=self._mentions
+                )
+            )
+        if edited is None:
+            self._moved[message_id] = await self._channel_surface().post(text)
+        return None
+
+    async def set_status(self, status: str | None) -> None:
+        """The deferred response already shows "<bot> is thinking…"; nothing more to show."""
+
+    async def close(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.close()
+
+    def _edit_original(self, text: str) -> Awaitable[discord.Message]:
+        return self._interaction.edit_original_response(content=text, allowed_mentions=self._mentions)
+
+    async def _via_webhook(self, call: Callable[[], Awaitable[discord.Message]]) -> discord.Message | None:
+        """Run one interaction-webhook call; None once the token has expired."""
+        if self.expired:
+            return None
+        try:
+            return await call()
+        except discord.HTTPException as error:
+            if error.status == 401 or error.code in EXPIRED_TOKEN_CODES:
+                log.info("interaction token expired; the answer continues in channel messages")
+                self.expired = True
+                return None
+            raise surface_error(error) from error
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise surface_error(error) from error
+
+    def _channel_surface(self) -> DiscordSurface:
+        if self._fallback is None:
+            self._fallback = DiscordSurface(
+                self._fallback_channel, reply_to=self._last, asker=self._interaction.user
+            )
+        return self._fallback
