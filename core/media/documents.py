@@ -50,7 +50,9 @@ def prepare_text(text: str, name: str, mime: str, max_chars: int) -> PreparedTex
         return PreparedText(_wrap(name, mime, text))
     kept = _cut(text, max_chars)
     note = f"is {len(text):,} characters long; only the first {len(kept):,} were included."
-    body = f"{kept}\n[... cut here: the file continues for {len(text) - len(kept):,} more characters]"
+    body = (
+        f"{kept.rstrip()}\n\n[... cut here: the file continues for {len(text) - len(kept):,} more characters]"
+    )
     return PreparedText(_wrap(name, mime, body), [note])
 
 
@@ -89,7 +91,7 @@ def prepare_pdf(data: bytes, name: str, max_chars: int) -> PreparedText:
     extra = f' pages="{page_count}"'
     if len(full) > max_chars or stopped_early:
         kept = _cut(full, max_chars)
-        body = f"{kept}\n[... cut here: the text limit was reached]"
+        body = f"{kept.rstrip()}\n\n[... cut here: the text limit was reached]"
         return PreparedText(
             _wrap(name, "application/pdf", body, extra),
             [f"is long; only the first {len(kept):,} characters of its text were included."],

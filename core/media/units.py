@@ -6,8 +6,10 @@ MB = 1_000_000
 
 
 def size_text(size: float) -> str:
-    """`12.3 MB`, or `850 KB` below a tenth of a megabyte."""
-    return f"{size / MB:.1f} MB" if size >= 100_000 else f"{size / 1000:.0f} KB"
+    """`12.3 MB` (`25 MB` when whole), or `850 KB` below a tenth of a megabyte."""
+    if size < 100_000:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / MB:.1f}".removesuffix(".0") + " MB"
 
 
 def length_text(seconds: float) -> str:
