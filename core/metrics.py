@@ -1,0 +1,128 @@
+"""Service metrics in the Prometheus text format, platform-neutral (a platform is just a label value).
+
+Each `Metrics` owns its own `CollectorRegistry` rather than the process-global one, so several can
+live side by side (one per test, or per embedded service) without "duplicated timeseries" errors.
+
+Label values should come from small fixed sets (platform names, outcomes such as `complete`,
+`interrupted`, `error`, `stopped`), never from ids or free text, or the series count explodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from core.llm.types import Usage
+
+# A reasoning model's first token can take from a fraction of a second to minutes; an answer up to ~5 min.
+LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300)
+TOKEN_KINDS = ("prompt", "completion", "reasoning", "cached")
+# The classic text format every Prometheus-compatible scraper reads; our metric names need nothing newer.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self, namespace: str = "seedbot") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ns, reg = namespace, self.registry
+        self._requests = Counter(
+            "requests",
+            "Answers attempted, by platform and outcome",
+            ["platform", "outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._tokens = Counter("tokens", "Model tokens, by kind", ["kind"], namespace=ns, registry=reg)
+        self._usd = Counter("cost_usd", "US dollars spent on model calls", namespace=ns, registry=reg)
+        self._ttft = Histogram(
+            "time_to_first_token_seconds",
+            "From request to the first reasoning or content token",
+            ["platform"],
+            buckets=LATENCY_BUCKETS_S,
+            namespace=ns,
+            registry=reg,
+        )
+        self._latency = Histogram(
+            "answer_seconds",
+            "From request to the end of the answer",
+            ["platform"],
+            buckets=LATENCY_BUCKETS_S,
+            namespace=ns,
+            registry=reg,
+        )
+        self._edits = Counter("edits", "Chat message edits sent", ["platform"], namespace=ns, registry=reg)
+        self._rate_limited = Counter(
+            "platform_rate_limited",
+            "429 answers from a chat platform",
+            ["platform"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._active = Gauge("active_streams", "Answers streaming right now", namespace=ns, registry=reg)
+        self._retries = Counter("model_retries", "Model API calls retried", namespace=ns, registry=reg)
+        self._refusals = Counter(
+            "budget_refusals", "Requests refused by a budget", ["platform"], namespace=ns, registry=reg
+        )
+        # Fixed label sets start at zero so dashboards and rate() see the series before the first event.
+        for kind in TOKEN_KINDS:
+            self._tokens.labels(kind)
+
+    def record_answer(
+        self,
+        platform: str,
+        outcome: str,
+        usage: Usage | None = None,
+        usd: Decimal | None = None,
+        ttft_s: float | None = None,
+        total_s: float | None = None,
+    ) -> None:
+        """One finished (or failed) answer: what it was, what it used, how long it took."""
+        self._requests.labels(platform, outcome).inc()
+        if usage is not None:
+            for kind, count in zip(
+                TOKEN_KINDS,
+                (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens),
+                strict=True,
+            ):
+                if count > 0:
+                    self._tokens.labels(kind).inc(count)
+        if usd is not None and usd > 0:
+            self._usd.inc(float(usd))
+        if ttft_s is not None:
+            self._ttft.labels(platform).observe(ttft_s)
+        if total_s is not None:
+            self._latency.labels(platform).observe(total_s)
+
+    def edit(self, platform: str) -> None:
+        self._edits.labels(platform).inc()
+
+    def rate_limited(self, platform: str) -> None:
+        self._rate_limited.labels(platform).inc()
+
+    def retry(self) -> None:
+        self._retries.inc()
+
+    def budget_refused(self, platform: str) -> None:
+        self._refusals.labels(platform).inc()
+
+    def stream_started(self) -> None:
+        self._active.inc()
+
+    def stream_finished(self) -> None:
+        self._active.dec()
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Counts one active stream for the duration of the block, however it ends."""
+        self.stream_started()
+        try:
+            yield
+        finally:
+            self.stream_finished()
+
+    def render(self) -> bytes:
+        """Every metric in the Prometheus text exposition format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
