@@ -1,0 +1,72 @@
+"""The `seedbot` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from core.config import EFFORTS, ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seedbot", description="Slack and Discord bot for Dola Seed 2.0 Lite on the AI/ML API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ask = commands.add_parser("ask", help="ask one question and stream the answer to the terminal")
+    ask.add_argument("prompt")
+    ask.add_argument("--image", action="append", default=[], metavar="PATH|URL", help="repeatable")
+    ask.add_argument("--video", action="append", default=[], metavar="PATH|URL", help="repeatable")
+    ask.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: SEEDBOT_DEFAULT_EFFORT)")
+    ask.add_argument("--json", action="store_true", help="print one JSON result instead of streaming text")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    return parser
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print(f"seedbot: configuration problem:\n{error}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings()
+    if args.command == "ask":
+        from bots.terminal.ask import ask
+
+        return asyncio.run(
+            ask(
+                settings,
+                args.prompt,
+                images=args.image,
+                videos=args.video,
+                effort=args.effort,
+                as_json=args.json,
+            )
+        )
+    if args.command == "db":
+        from core.store import StoreError, upgrade
+
+        try:
+            version = asyncio.run(upgrade(settings))
+        except StoreError as error:
+            print(f"seedbot: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"database is at schema version {version}")
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

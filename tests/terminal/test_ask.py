@@ -1,0 +1,124 @@
+"""`seedbot ask`: the real command, run as a subprocess against the fake model API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.fakes.model_server import API_KEY, Script
+
+SEEDBOT = [sys.executable, "-m", "bots.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def seedbot(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *SEEDBOT, *args, env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def environment(model_server, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AIML_", "SEEDBOT_", "SLACK_", "DISCORD_"))
+    }
+    env.update(
+        AIML_API_KEY=API_KEY,
+        AIML_BASE_URL=model_server.base_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'ask.db'}",
+        SEEDBOT_MAX_TOKENS="2048",
+    )
+    env.update(extra)
+    return env
+
+
+async def test_streams_reasoning_then_answer_then_footer(model_server, tmp_path):
+    model_server.enqueue(Script(reasoning="Weighing it up.", content="Forty-two.", usd=0.0033))
+    code, out, _ = await seedbot(
+        "ask", "What is the answer?", "--effort", "high", env=environment(model_server, tmp_path)
+    )
+    assert code == 0
+    assert out.index("Weighing it up.") < out.index("Forty-two.")
+    assert "high effort" in out and "$0.0033" in out and "first token" in out
+    body = model_server.requests[0].body
+    assert body["reasoning_effort"] == "high"
+    assert body["max_tokens"] == 2048
+    assert body["messages"][-1]["content"][0] == {"type": "text", "text": "What is the answer?"}
+
+
+async def test_json_prints_one_structured_result(model_server, tmp_path):
+    model_server.enqueue(Script(reasoning="r", content="Hello.", cached_tokens=3))
+    code, out, _ = await seedbot("ask", "hi", "--json", env=environment(model_server, tmp_path))
+    assert code == 0
+    result = json.loads(out)
+    assert result["content"] == "Hello." and result["reasoning"] == "r"
+    assert result["usage"]["cached_tokens"] == 3
+    assert result["request_id"] == model_server.requests[0].headers["X-Client-Request-Id"]
+
+
+async def test_local_image_becomes_a_data_url_sniffed_from_its_bytes(model_server, tmp_path):
+    picture = tmp_path / "holiday.txt"  # the name lies; the bytes are a PNG
+    Image.new("RGB", (64, 32), "red").save(picture, format="PNG")
+    code, _, _ = await seedbot(
+        "ask", "describe", "--image", str(picture), env=environment(model_server, tmp_path)
+    )
+    assert code == 0
+    parts = model_server.requests[0].body["messages"][-1]["content"]
+    image = next(part for part in parts if part["type"] == "image_url")
+    assert image["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_image_url_is_passed_through(model_server, tmp_path):
+    url = "https://example.com/cat.jpg"
+    code, _, _ = await seedbot("ask", "describe", "--image", url, env=environment(model_server, tmp_path))
+    assert code == 0
+    parts = model_server.requests[0].body["messages"][-1]["content"]
+    assert {"type": "image_url", "image_url": {"url": url}} in parts
+
+
+async def test_unreadable_file_gets_a_note_and_the_question_is_still_asked(model_server, tmp_path):
+    code, out, err = await seedbot(
+        "ask", "hi", "--image", str(tmp_path / "missing.png"), env=environment(model_server, tmp_path)
+    )
+    assert code == 0
+    assert "missing.png" in err
+    assert "Echo: hi" in out
+
+
+async def test_missing_key_says_where_to_get_one(model_server, tmp_path):
+    env = environment(model_server, tmp_path)
+    del env["AIML_API_KEY"]
+    code, _, err = await seedbot("ask", "hi", env=env)
+    assert code == 3
+    assert "aimlapi.com/app/keys" in err
+
+
+async def test_api_error_and_usage_error_have_distinct_exit_codes(model_server, tmp_path):
+    model_server.enqueue(Script(status=403, error_message="no credits"))
+    code, out, _ = await seedbot("ask", "hi", env=environment(model_server, tmp_path))
+    assert code == 4
+    assert "out of credits" in out
+    code, _, err = await seedbot("ask", env=environment(model_server, tmp_path))
+    assert code == 2
+    assert "usage" in err
+
+
+async def test_cut_stream_keeps_the_partial_answer_and_says_so(model_server, tmp_path):
+    model_server.enqueue(Script(content="The first half", chunk_chars=4, finish_reason=None))
+    code, out, _ = await seedbot("ask", "hi", env=environment(model_server, tmp_path))
+    assert code == 5
+    assert "The first half" in out and "Interrupted" in out
+
+
+async def test_bad_setting_is_one_clear_line(model_server, tmp_path):
+    env = environment(model_server, tmp_path, SEEDBOT_DEFAULT_EFFORT="extreme")
+    code, _, err = await seedbot("ask", "hi", env=env)
+    assert code == 3
+    assert "SEEDBOT_DEFAULT_EFFORT" in err
+    assert "Traceback" not in err
