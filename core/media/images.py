@@ -33,6 +33,8 @@ MAX_ANIMATION_FRAMES = 4
 MAX_PIXELS = 40_000_000
 MAX_JPEG_PIXELS = 180_000_000
 _LOSSLESS_SOURCES = frozenset({"PNG", "GIF", "BMP", "TIFF"})
+# Pixel modes every image decoder handles; others (CMYK, 16-bit) are converted even if nothing else changes.
+_COMMON_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
 _DAMAGED = "could not be read as an image (the file looks damaged or incomplete)."
 
 
@@ -81,14 +83,14 @@ def _reencode(image: Image.Image, source_format: str | None) -> EncodedImage:
 
 
 def _still(image: Image.Image, max_side: int) -> tuple[Image.Image, bool]:
-    """Downscaled and upright; the flag says whether the pixels differ from the file's."""
+    """Downscaled and upright; the flag says whether the result must be re-encoded."""
     before = image.size
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     image.load()  # decodes the pixels: verify() alone does not notice a truncated JPEG
     orientation = image.getexif().get(0x0112, 1)
     if orientation != 1:
         ImageOps.exif_transpose(image, in_place=True)
-    return image, image.size != before or orientation != 1
+    return image, image.size != before or orientation != 1 or image.mode not in _COMMON_MODES
 
 
 def _open(data: bytes) -> Image.Image:

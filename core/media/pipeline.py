@@ -26,7 +26,7 @@ from core.media.cache import CachedMedia, MediaCache
 from core.media.documents import prepare_pdf, prepare_text
 from core.media.errors import MediaRefused
 from core.media.images import prepare_image
-from core.media.sniff import decode_text, magic_type, text_mime
+from core.media.sniff import decode_text, looks_like_html, magic_type, text_mime
 from core.media.tokens import estimate_tokens, image_part, video_part
 from core.media.units import MB, size_text
 from core.media.video import prepare_video
@@ -45,6 +45,12 @@ _REFUSED_DECLARED = {
     "application/vnd.rar": "a compressed archive",
     "application/x-msdownload": "a program",
 }
+
+_MEDIA_DECLARED = ("image/", "video/", "application/pdf")
+_WEB_PAGE_INSTEAD = (
+    "could not be downloaded: the server sent a web page instead of the file "
+    "(the bot may lack permission to read files)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +180,8 @@ class MediaPipeline:
             return PreparedMedia(notes=[_note(name, "could not be downloaded.")])
         if len(data) > self.max_file_bytes:
             return PreparedMedia(notes=[_note(name, self._too_large(len(data)))])
+        if (source.declared_mime or "").startswith(_MEDIA_DECLARED) and looks_like_html(data):
+            return PreparedMedia(notes=[_note(name, _WEB_PAGE_INSTEAD)])
         return await self._prepare_data(name, data, source.source, on_progress)
 
     async def _prepare_data(

@@ -198,6 +198,12 @@ def text_mime(text: str, name: str) -> str:
     return guessed if guessed and guessed.startswith("text/") else "text/plain"
 
 
+def looks_like_html(data: bytes) -> bool:
+    """A web page, e.g. a login page a platform serves instead of a file the bot may not read."""
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
 def sniff(data: bytes, name: str = "") -> Sniffed:
     """Identify a file. Text is recognised by decoding; `name` only picks the label (CSV, JSON, ...)."""
     if sniffed := magic_type(data):

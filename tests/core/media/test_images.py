@@ -126,3 +126,9 @@ async def test_image_token_estimate_grows_with_pixels_and_is_capped_by_low_detai
     foreign = ImagePart.model_validate(big.parts[0].model_dump())
     assert type(foreign) is ImagePart
     assert estimate_tokens(foreign) == estimate_tokens(big.parts[0])
+
+
+async def test_a_cmyk_jpeg_is_converted_to_rgb_even_when_small() -> None:
+    cmyk = encode(photo(120, 90).convert("CMYK"), "JPEG")
+    prepared = await pipeline().prepare_bytes("print.jpg", cmyk)
+    assert image_of(prepared.parts[0]).mode in ("RGB", "RGBA")

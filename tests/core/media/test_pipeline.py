@@ -128,3 +128,14 @@ async def test_the_cache_forgets_the_least_recently_used_files_beyond_its_budget
 async def test_prepare_bytes_applies_the_size_limit() -> None:
     prepared = await pipeline(max_file_mb=0.001).prepare_bytes("big.txt", b"x" * 5000)
     assert prepared.parts == [] and prepared.notes == ["big.txt: is 5 KB, over the 1 KB limit per file."]
+
+
+async def test_a_login_page_served_instead_of_an_image_is_not_inlined_as_text() -> None:
+    page = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Sign in</body></html>"
+    source = MemorySource(page, name="photo.jpg", declared_mime="image/jpeg")
+    prepared = await pipeline().prepare([source])
+    assert prepared.parts == []
+    assert prepared.notes == [
+        "photo.jpg: could not be downloaded: the server sent a web page instead of the file "
+        "(the bot may lack permission to read files)."
+    ]
