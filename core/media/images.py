@@ -16,9 +16,9 @@ from core.media.sniff import API_IMAGE_MIMES
 
 try:  # HEIC (iPhone photos) needs the optional pillow-heif plugin; without it HEIC gets a clear note.
     from pillow_heif import register_heif_opener
-except ImportError:  # pragma: no cover - depends on the environment
+except ImportError:
     HEIC_SUPPORTED = False
-else:  # pragma: no cover - depends on the environment
+else:
     register_heif_opener()
     HEIC_SUPPORTED = True
 

@@ -45,7 +45,7 @@ _REFUSED_DECLARED = {
     "application/vnd.rar": "a compressed archive",
     "application/x-msdownload": "a program",
 }
-
+# A file declared as media that arrives as HTML is a login or error page, not something to inline as text.
 _MEDIA_DECLARED = ("image/", "video/", "application/pdf")
 _WEB_PAGE_INSTEAD = (
     "could not be downloaded: the server sent a web page instead of the file "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from core.llm.types import ImagePart
 from core.media import MediaPipeline, estimate_tokens
+from core.media.images import HEIC_SUPPORTED
 from tests.core.media.helpers import image_of, media_settings, payload
 from tests.core.media.samples import animated_gif, encode, marked_jpeg, photo
 
@@ -104,6 +106,7 @@ async def test_a_truncated_image_gets_a_note_instead_of_an_error() -> None:
     ]
 
 
+@pytest.mark.skipif(HEIC_SUPPORTED, reason="pillow-heif is installed")
 async def test_heic_without_the_plugin_gets_a_clear_note() -> None:
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 100
     prepared = await pipeline().prepare_bytes("IMG_2001.HEIC", heic)
@@ -111,6 +114,13 @@ async def test_heic_without_the_plugin_gets_a_clear_note() -> None:
     assert prepared.notes == [
         "IMG_2001.HEIC: is a HEIC photo, which is not supported here; please send it as JPEG or PNG."
     ]
+
+
+@pytest.mark.skipif(not HEIC_SUPPORTED, reason="pillow-heif is not installed")
+async def test_heic_with_the_plugin_is_converted() -> None:
+    prepared = await pipeline().prepare_bytes("IMG_2002.HEIC", encode(photo(300, 200), "HEIF"))
+    assert image_of(prepared.parts[0]).size == (300, 200)
+    assert prepared.attachments[0].mime == "image/heic" and prepared.notes == []
 
 
 async def test_image_token_estimate_grows_with_pixels_and_is_capped_by_low_detail() -> None:
