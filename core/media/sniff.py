@@ -92,6 +92,8 @@ _TEXT_EXTENSIONS = frozenset(_TEXT_MIMES) | frozenset(
 # Control characters other than tab, newline, form feed and carriage return mark binary data.
 _BINARY_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13}
 _TEXT_PROBE_CHARS = 65_536
+# Short signatures ("BM", "MZ", "ID3") also begin ordinary text, so these check a second field too.
+_BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,7 @@ def magic_type(data: bytes) -> Sniffed | None:
         return Sniffed("image", "image/gif")
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return Sniffed("image", "image/webp")
-    if head.startswith(b"BM") and len(head) >= 26:
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
         return Sniffed("image", "image/bmp")
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return Sniffed("image", "image/tiff")
@@ -146,15 +148,22 @@ def magic_type(data: bytes) -> Sniffed | None:
         return Sniffed("video", "video/webm" if b"webm" in head else "video/x-matroska")
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
         return Sniffed("video", "video/x-msvideo")
-    if (head.startswith(b"RIFF") and head[8:12] == b"WAVE") or head.startswith((b"ID3", b"fLaC", b"OggS")):
+    if (head.startswith(b"RIFF") and head[8:12] == b"WAVE") or head.startswith((b"fLaC", b"OggS")):
         return Sniffed("unsupported", "audio/*", "an audio file")
-    if head[:2] == b"\xff\xfb" or head[:2] == b"\xff\xf3":
+    if (head.startswith(b"ID3") and head[3:4] in (b"\x02", b"\x03", b"\x04")) or head[:2] in (
+        b"\xff\xfb",
+        b"\xff\xf3",
+    ):
         return Sniffed("unsupported", "audio/mpeg", "an audio file")
     if head.startswith(b"PK\x03\x04"):
         return Sniffed("unsupported", "application/zip", "a ZIP archive or Office document")
-    if head.startswith((b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"BZh", b"\xfd7zXZ\x00")):
+    if head.startswith((b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\xfd7zXZ\x00")) or (
+        head.startswith(b"BZh") and head[4:10] == b"1AY&SY"
+    ):
         return Sniffed("unsupported", "application/octet-stream", "a compressed archive")
-    if head.startswith((b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")):
+    if head.startswith((b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")) or (
+        head.startswith(b"MZ") and b"\x00" in head
+    ):
         return Sniffed("unsupported", "application/octet-stream", "a program")
     return None
 

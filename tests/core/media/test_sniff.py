@@ -45,3 +45,12 @@ def test_binary_and_known_unsupported_types_are_not_text() -> None:
     assert sniff(b"PK\x03\x04" + b"\x00" * 40, "report.docx").label == "a ZIP archive or Office document"
     assert sniff(b"ID3\x04" + b"\x00" * 40, "song.mp3").label == "an audio file"
     assert sniff(pdf_with_text(["x"]), "doc.txt").kind == "pdf"
+
+
+def test_text_that_happens_to_start_like_a_short_signature_is_still_text() -> None:
+    for text in (
+        b"BMW sales per region, 2024 edition\n",
+        b"MZ: notes from the meeting\n",
+        b"ID3 tags explained\n",
+    ):
+        assert sniff(text, "notes.txt").kind == "text"
