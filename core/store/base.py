@@ -1,0 +1,315 @@
+"""The store: everything the core keeps between restarts, behind one narrow async interface.
+
+`Store` is what services may ask; a backend (SQLite today, PostgreSQL later) implements all of it and
+passes the contract suite in `tests/core/store/`. Conventions every backend keeps:
+
+- Times are timezone-aware UTC `datetime`s; "today" and "this month" are UTC calendar days/months.
+- Money is `Decimal` US dollars, stored exactly to the nano-dollar.
+- Every change that touches more than one row happens in one transaction; a crash leaves either all
+  of it or none of it.
+- Errors the database raises (locked, corrupt, unwritable) surface as `StoreError`, whose `str()` is one
+  line fit for an operator, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Literal, Protocol
+
+from core.config import EFFORTS
+from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
+
+SettingScope = Literal["user", "channel", "workspace"]
+# Most specific first; a per-request override (e.g. `Turn.effort`) beats all of them and is never stored.
+SETTING_SCOPES: tuple[SettingScope, ...] = ("user", "channel", "workspace")
+SettingName = Literal["effort", "system_prompt", "user_daily_budget_usd", "workspace_monthly_budget_usd"]
+SETTING_NAMES: tuple[SettingName, ...] = (
+    "effort",
+    "system_prompt",
+    "user_daily_budget_usd",
+    "workspace_monthly_budget_usd",
+)
+# A budget set to this at run time overrides the environment's limit with "no limit".
+UNLIMITED = "unlimited"
+SYSTEM_PROMPT_MAX_CHARS = 8000
+
+CostSource = Literal["reported", "estimated"]
+UsageGroupBy = Literal["user", "channel", "workspace"]
+BudgetKind = Literal["user_daily", "workspace_monthly"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreError(Exception):
+    """The database cannot do what was asked; `str()` is one printable line naming the cause."""
+
+
+class SettingError(ValueError):
+    """A setting value that is not allowed; `str()` is fit to show the person who typed it."""
+
+
+def check_setting_name(name: str) -> None:
+    if name not in SETTING_NAMES:
+        raise SettingError(f"unknown setting {name!r}; known settings: {', '.join(SETTING_NAMES)}")
+
+
+def normalise_setting(name: str, value: str) -> str:
+    """The canonical stored form of `value` for setting `name`, or SettingError saying what is expected."""
+    check_setting_name(name)
+    text = value.strip()
+    if name == "effort":
+        lowered = text.lower()
+        if lowered not in EFFORTS:
+            raise SettingError(f"effort must be one of {', '.join(EFFORTS)} (got {text!r})")
+        return lowered
+    if name == "system_prompt":
+        if not text:
+            raise SettingError("the system prompt cannot be empty")
+        if len(text) > SYSTEM_PROMPT_MAX_CHARS:
+            raise SettingError(f"the system prompt is limited to {SYSTEM_PROMPT_MAX_CHARS:,} characters")
+        return text
+    # What is left are the budgets.
+    if text.lower() in (UNLIMITED, "none", "off"):
+        return UNLIMITED
+    try:
+        amount = Decimal(text.removeprefix("$"))
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount < 0:
+        raise SettingError(f"a budget is an amount in US dollars such as 0.50, or {UNLIMITED!r}")
+    return str(amount)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    key: ConversationKey
+    role: Role
+    author_id: str
+    author_name: str
+    text: str
+    status: MessageStatus
+    platform_message_id: str | None
+    attachments: tuple[AttachmentMeta, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One model call, as it is accounted for. `request_id` is unique: recording it twice counts once."""
+
+    request_id: str
+    platform: Platform
+    workspace: str
+    channel: str
+    user: str
+    model: str
+    effort: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+    usd: Decimal
+    cost_source: CostSource
+    ttft_s: float | None
+    latency_s: float | None
+    outcome: str  # "ok", "error", "interrupted", "cancelled", ...
+    at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Which ledger rows a report covers; None means "any"."""
+
+    platform: Platform
+    workspace: str | None = None
+    channel: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    key: str  # the user, channel or workspace id the totals belong to
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRequest:
+    """Hold `amount` against the budgets that apply; a None limit is not checked."""
+
+    platform: Platform
+    workspace: str
+    user: str
+    amount: Decimal
+    user_daily_limit: Decimal | None
+    workspace_monthly_limit: Decimal | None
+    at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRefusal:
+    """Why a reservation was refused: `spent + reserved + amount` would pass `limit`."""
+
+    budget: BudgetKind
+    limit: Decimal
+    spent: Decimal  # settled within the budget's period
+    reserved: Decimal  # held by calls still in flight
+    amount: Decimal
+
+
+class Store(Protocol):
+    """What the core may ask of persistent state. Open one with `core.store.open_store(settings)`."""
+
+    async def close(self) -> None: ...
+
+    async def schema_version(self) -> int:
+        """The version of the schema the database is at (migrations are forward-only)."""
+        ...
+
+    # --- platform events -----------------------------------------------------------------------------
+
+    async def claim_event(self, platform: Platform, event_id: str, *, at: datetime | None = None) -> bool:
+        """True the first time (platform, event_id) is claimed, False for every redelivery, across restarts
+        and processes."""
+        ...
+
+    async def purge_events(self, before: datetime) -> int:
+        """Forget event ids claimed before `before` (platforms stop redelivering after minutes)."""
+        ...
+
+    # --- conversations -------------------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        key: ConversationKey,
+        role: Role,
+        author_id: str,
+        author_name: str,
+        text: str,
+        *,
+        platform_message_id: str | None = None,
+        attachments: Sequence[AttachmentMeta] = (),
+        status: MessageStatus = "complete",
+        at: datetime | None = None,
+    ) -> int:
+        """Append a message (and its attachment metadata) to the conversation `key`; returns its id."""
+        ...
+
+    async def update_message(
+        self,
+        message_id: int,
+        *,
+        text: str | None = None,
+        status: MessageStatus | None = None,
+        platform_message_id: str | None = None,
+    ) -> bool:
+        """Change the given fields; False if no such message (e.g. it was forgotten meanwhile)."""
+        ...
+
+    async def conversation(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
+        """The last `limit` messages of the conversation, oldest to newest, with their attachments."""
+        ...
+
+    async def has_conversation(self, key: ConversationKey) -> bool: ...
+
+    async def find_by_platform_message(
+        self, platform: Platform, platform_message_id: str
+    ) -> StoredMessage | None:
+        """The stored message that a platform message id belongs to (to continue a reply chain)."""
+        ...
+
+    async def recover_streaming(self) -> list[StoredMessage]:
+        """Mark replies left `streaming` by a crash as `interrupted` and return them (already updated), so
+        the adapters can fix the visible messages. Call once at start-up, before taking new work."""
+        ...
+
+    # --- settings by scope ---------------------------------------------------------------------------
+
+    async def set_setting(
+        self, name: str, value: str | None, scope: SettingScope, platform: Platform, scope_id: str
+    ) -> None:
+        """Set (or with None clear) a setting at one scope. Raises SettingError for a bad name/value."""
+        ...
+
+    async def get_setting(
+        self, name: str, scope: SettingScope, platform: Platform, scope_id: str
+    ) -> str | None:
+        """The value set at exactly this scope, if any."""
+        ...
+
+    async def resolve_setting(
+        self,
+        name: str,
+        platform: Platform,
+        workspace: str,
+        channel: str | None = None,
+        user: str | None = None,
+    ) -> str | None:
+        """The most specific stored value: user > channel > workspace; None means "use the default"."""
+        ...
+
+    # --- usage ledger and reports --------------------------------------------------------------------
+
+    async def record_usage(self, *entries: LedgerEntry) -> int:
+        """Add ledger rows in one transaction; returns how many were new (a known request_id is skipped)."""
+        ...
+
+    async def usage_totals(self, where: UsageFilter, since: date | None = None) -> UsageTotals:
+        """Totals over the rows matching `where` from UTC day `since` (None: all time)."""
+        ...
+
+    async def usage_breakdown(
+        self, where: UsageFilter, by: UsageGroupBy, since: date | None = None, limit: int = 10
+    ) -> list[UsageGroup]:
+        """Totals per user, channel or workspace, biggest spender first, at most `limit` groups."""
+        ...
+
+    # --- budgets -------------------------------------------------------------------------------------
+
+    async def reserve_budget(self, request: ReservationRequest) -> Reservation | BudgetRefusal:
+        """Atomically (also across processes) check that settled spend + amounts held by calls in flight
+        + `request.amount` stay within each limit, and if so hold the amount. Holds older than an hour
+        are treated as abandoned by a crashed process and no longer count."""
+        ...
+
+    async def settle_reservation(self, reservation_id: int, entry: LedgerEntry | None) -> None:
+        """Release the hold and, in the same transaction, record what the call really cost (None: the
+        call never happened). Settling twice is harmless."""
+        ...
+
+    # --- retention -----------------------------------------------------------------------------------
+
+    async def purge_messages(self, before: datetime) -> int:
+        """Delete messages created before `before` (and conversations left empty); returns how many."""
+        ...
+
+    async def forget_conversation(self, key: ConversationKey) -> int:
+        """Delete one conversation with all its messages; returns how many messages went."""
+        ...
+
+    async def forget_user(self, platform: Platform, user_id: str) -> int:
+        """Delete one person's data: every conversation where they were the only human, their own messages
+        in shared ones, and their user-scope settings. Ledger rows stay (they enforce budgets and carry
+        no message content). Returns how many messages went."""
+        ...

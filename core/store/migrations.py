@@ -1,0 +1,162 @@
+"""The SQLite schema, as versioned forward-only migrations.
+
+A database at `PRAGMA user_version` N gets every migration above N applied, in order, in one
+transaction. Never edit a released migration: add the next one. Statements are listed one by one
+because `executescript` would commit the enclosing transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_INITIAL = (
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (platform, workspace, channel, thread)
+    )
+    """,
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        author_id TEXT NOT NULL,
+        author_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'streaming', 'interrupted', 'error')),
+        platform_message_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    "CREATE INDEX messages_by_platform_id ON messages (platform_message_id)"
+    " WHERE platform_message_id IS NOT NULL",
+    "CREATE INDEX messages_streaming ON messages (id) WHERE status = 'streaming'",
+    "CREATE INDEX messages_by_author ON messages (author_id, role)",
+    "CREATE INDEX messages_by_age ON messages (created_at)",
+    """
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        mime TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX attachments_by_message ON attachments (message_id, position)",
+    """
+    CREATE TABLE processed_events (
+        platform TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        processed_at REAL NOT NULL,
+        PRIMARY KEY (platform, event_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX processed_events_by_age ON processed_events (processed_at)",
+    """
+    CREATE TABLE settings (
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('user', 'channel', 'workspace')),
+        platform TEXT NOT NULL,
+        scope_id TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (name, platform, scope, scope_id)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE usage_ledger (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL UNIQUE,
+        at REAL NOT NULL,
+        day TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        effort TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        usd_nanos INTEGER NOT NULL,
+        cost_source TEXT NOT NULL CHECK (cost_source IN ('reported', 'estimated')),
+        ttft_s REAL,
+        latency_s REAL,
+        outcome TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX usage_ledger_by_workspace ON usage_ledger (platform, workspace, at)",
+    "CREATE INDEX usage_ledger_by_user ON usage_ledger (platform, user_id, at)",
+    # Reports and budget checks read this daily roll-up, whose size grows with (day, channel, user)
+    # combinations rather than with calls; the trigger keeps it exact in the ledger's own transaction.
+    """
+    CREATE TABLE usage_daily (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        day TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        usd_nanos INTEGER NOT NULL,
+        PRIMARY KEY (platform, workspace, day, channel, user_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX usage_daily_by_user ON usage_daily (platform, workspace, user_id, day)",
+    "CREATE INDEX usage_daily_by_channel ON usage_daily (platform, workspace, channel, day)",
+    """
+    CREATE TRIGGER usage_ledger_rollup AFTER INSERT ON usage_ledger BEGIN
+        INSERT INTO usage_daily (platform, workspace, day, channel, user_id, requests, prompt_tokens,
+                                 completion_tokens, reasoning_tokens, cached_tokens, usd_nanos)
+        VALUES (new.platform, new.workspace, new.day, new.channel, new.user_id, 1, new.prompt_tokens,
+                new.completion_tokens, new.reasoning_tokens, new.cached_tokens, new.usd_nanos)
+        ON CONFLICT (platform, workspace, day, channel, user_id) DO UPDATE SET
+            requests = requests + 1,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+            cached_tokens = cached_tokens + excluded.cached_tokens,
+            usd_nanos = usd_nanos + excluded.usd_nanos;
+    END
+    """,
+    """
+    CREATE TABLE budget_reservations (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        amount_nanos INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX budget_reservations_by_user"
+    " ON budget_reservations (platform, workspace, user_id, created_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+LATEST_VERSION = MIGRATIONS[-1].version
