@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -132,7 +133,13 @@ async def test_a_damaged_video_gets_a_note(tmp_path: Path) -> None:
 async def test_re_encoding_reports_progress_on_the_event_loop(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "long.mp4", seconds=3, width=160, height=120).read_bytes()
     seen: list[MediaProgress] = []
-    await pipeline(video_max_seconds=2).prepare_bytes("long.mp4", clip, on_progress=seen.append)
+    loop_thread = threading.get_ident()
+
+    def on_progress(progress: MediaProgress) -> None:
+        assert threading.get_ident() == loop_thread
+        seen.append(progress)
+
+    await pipeline(video_max_seconds=2).prepare_bytes("long.mp4", clip, on_progress=on_progress)
     fractions = [progress.fraction for progress in seen]
     assert fractions and fractions == sorted(fractions) and all(0 < value <= 1 for value in fractions)
     assert {progress.name for progress in seen} == {"long.mp4"}
