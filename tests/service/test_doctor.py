@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,18 @@ async def test_bad_settings_are_reported_by_variable_name(monkeypatch: pytest.Mo
     assert "SEEDBOT_MAX_TOKENS" in table and "fail" in table
     assert "skipped" in table
     assert "sk-env-secret-1234" not in table
+
+
+async def test_a_locked_database_fails_with_a_clear_message(make_settings, tmp_path: Path):
+    database = tmp_path / "busy.db"
+    settings = make_settings(database_url=f"sqlite:///{database}")
+    await (await open_store(settings)).close()
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        # Another process in the middle of a write holds the lock for longer than doctor waits.
+        holder.execute("BEGIN EXCLUSIVE")
+        row = by_name(await run_checks(settings))["database"]
+    finally:
+        holder.close()
+    assert row.status == "fail"
+    assert "locked" in row.detail and str(database) in row.detail
