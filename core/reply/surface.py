@@ -21,8 +21,6 @@ class PlatformLimits:
     # Sustained edit pace for one channel: `edits_per_window` edits in any `window_s` seconds.
     edits_per_window: int
     window_s: float
-    # Markdown flavour the platform renders; the streamer only needs to know about code fences.
-    code_fence: str = "```"
     # True where the thinking line belongs in the message itself; False where `set_status` shows it
     # (Slack's assistant status), so the message holds only answer text.
     thinking_in_message: bool = True
@@ -66,5 +64,11 @@ class ReplySurface(Protocol):
         ...
 
     async def set_status(self, status: str | None) -> None:
-        """Show (or clear, with None) a transient status: typing indicator, assistant status line."""
+        """Show (or clear, with None) a transient status: typing indicator, assistant status line.
+
+        With `thinking_in_message` False the streamer calls this every few seconds while the model
+        reasons ("Thinking… 4 s — latest reasoning…") and clears it when the answer starts; otherwise
+        only at the start ("Thinking…", e.g. to trigger a typing indicator) and when the answer starts.
+        Failures here are cosmetic: the streamer logs and ignores them.
+        """
         ...

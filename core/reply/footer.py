@@ -1,0 +1,59 @@
+"""The compact line under an answer: `medium effort · 4.2 s · 1,272 tokens (877 reasoning) · $0.0033`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+from core.llm.types import Usage
+
+SEPARATOR = " · "
+
+
+def format_footer(
+    effort: str | None,
+    elapsed_s: float | None,
+    usage: Usage | None,
+    usd: Decimal | None,
+    notes: Sequence[str] = (),
+) -> str:
+    """Plain text (the streamer styles it); any piece that is unknown is left out.
+
+    Tokens are the completion tokens (what the answer cost to write, reasoning included);
+    `notes` are short extras such as "using the last 12 messages".
+    """
+    pieces: list[str] = []
+    if effort:
+        pieces.append(f"{effort} effort")
+    if elapsed_s is not None:
+        pieces.append(format_duration(elapsed_s))
+    if usage is not None and usage.completion_tokens:
+        tokens = f"{usage.completion_tokens:,} tokens"
+        if usage.reasoning_tokens:
+            tokens += f" ({usage.reasoning_tokens:,} reasoning)"
+        pieces.append(tokens)
+    if usd is not None:
+        pieces.append(format_usd(usd))
+    pieces.extend(note for note in notes if note)
+    return SEPARATOR.join(pieces)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def format_usd(usd: Decimal) -> str:
+    """Two significant digits below a dollar ($0.0033, $0.012), cents above ($1.25)."""
+    if usd <= 0:
+        return "$0"
+    if usd >= Decimal("0.995"):
+        return f"${usd.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    places = -usd.adjusted() + 1
+    rounded = usd.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if rounded.adjusted() > usd.adjusted():  # 0.0099999 rounds up to 0.010, not 0.0100
+        rounded = rounded.quantize(Decimal(1).scaleb(1 - places))
+    return f"${rounded:f}"
