@@ -222,7 +222,8 @@ class ChatStream:
                 f"nothing for {self._client._settings.idle_timeout_s:g}s", request_id=self.request_id
             ) from None
         except httpx.TransportError as exc:
-            raise errors.StreamInterrupted(type(exc).__name__, request_id=self.request_id) from None
+            log.warning("model stream broke: %s", type(exc).__name__, extra={"request_id": self.request_id})
+            raise errors.StreamInterrupted("the connection dropped", request_id=self.request_id) from None
         finally:
             result.tool_calls = [
                 ToolCall(id=call["id"], function=FunctionCall(name=call["name"], arguments=call["arguments"]))

@@ -1,0 +1,239 @@
+"""ChatService.answer: one prompt through store, media, context, budget, model and reply surface."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from core.models import AttachmentError, ConversationKey, HistoryMessage, Turn
+from core.reply.surface import PlatformLimits
+from core.service import ChatService
+from core.store.base import UsageFilter
+from tests.fakes.memory_surface import MemorySurface
+from tests.fakes.model_server import Script
+
+LIMITS = PlatformLimits(name="test", max_message_chars=2000, edits_per_window=50, window_s=1.0)
+KEY = ConversationKey("test", "W1", "C1", "T1")
+
+
+@dataclass
+class BytesFile:
+    name: str
+    data: bytes
+    declared_mime: str | None = None
+    source: str = "memory"
+
+    @property
+    def declared_size(self) -> int:
+        return len(self.data)
+
+    async def read(self, max_bytes: int) -> bytes:
+        if len(self.data) > max_bytes:
+            raise AttachmentError("too large")
+        return self.data
+
+
+def turn(text: str, *, user: str = "U1", message_id: str | None = None, **fields) -> Turn:
+    return Turn(key=KEY, user_id=user, user_name=f"name-{user}", text=text, message_id=message_id, **fields)
+
+
+@pytest.fixture
+async def service(make_settings):
+    service = await ChatService.open(make_settings())
+    yield service
+    await service.close()
+
+
+async def test_answer_streams_into_the_surface_with_footer_and_is_remembered(service, model_server):
+    model_server.enqueue(Script(reasoning="hmm", content="Paris is the capital.", usd=0.0042))
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(turn("Capital of France?", message_id="m1"), surface)
+
+    assert outcome.status == "complete"
+    assert outcome.text == "Paris is the capital."
+    final = surface.texts[-1]
+    assert final.startswith("Paris is the capital.")
+    assert "medium effort" in final and "$0.0042" in final
+    stored = await service.store.conversation(KEY)
+    assert [(m.role, m.text, m.status) for m in stored] == [
+        ("user", "Capital of France?", "complete"),
+        ("assistant", "Paris is the capital.", "complete"),
+    ]
+    assert stored[0].platform_message_id == "m1"
+    assert stored[1].platform_message_id == outcome.refs[-1].id
+
+
+async def test_second_turn_sends_the_first_as_context_without_reasoning(service, model_server):
+    model_server.enqueue(
+        Script(reasoning="secret thoughts", content="First answer."), Script(content="Second.")
+    )
+    await service.answer(turn("one"), MemorySurface(LIMITS))
+    await service.answer(turn("two"), MemorySurface(LIMITS))
+    messages = model_server.requests[1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "First answer."
+    assert "secret thoughts" not in str(messages)
+
+
+async def test_effort_resolves_user_over_channel_over_default_and_request_over_all(service, model_server):
+    await service.set_effort("low", scope="channel", platform="test", scope_id="C1")
+    await service.answer(turn("a"), MemorySurface(LIMITS))
+    await service.set_effort("high", scope="user", platform="test", scope_id="U1")
+    await service.answer(turn("b"), MemorySurface(LIMITS))
+    await service.answer(turn("c", effort="medium"), MemorySurface(LIMITS))
+    assert [r.body["reasoning_effort"] for r in model_server.requests] == ["low", "high", "medium"]
+    assert await service.effort_for(platform="test", workspace="W1", channel="C1", user="U1") == (
+        "high",
+        "user",
+    )
+
+
+async def test_ledger_records_the_reported_cost_and_tokens(service, model_server):
+    model_server.enqueue(Script(reasoning="r" * 40, content="ok", usd=0.25))
+    outcome = await service.answer(turn("q"), MemorySurface(LIMITS))
+    totals = await service.store.usage_totals(UsageFilter("test", "W1", user="U1"))
+    assert totals.requests == 1
+    assert totals.usd == Decimal("0.25")
+    assert totals.reasoning_tokens == 10
+    assert outcome.usd == Decimal("0.25")
+
+
+async def test_redelivered_event_is_answered_once(service, model_server):
+    first = await service.answer(turn("q", event_id="Ev1"), MemorySurface(LIMITS))
+    again = await service.answer(turn("q", event_id="Ev1"), MemorySurface(LIMITS))
+    assert (first.status, again.status) == ("complete", "duplicate")
+    assert len(model_server.requests) == 1
+
+
+async def test_budget_refusal_is_shown_and_nothing_is_sent(make_settings, model_server):
+    service = await ChatService.open(make_settings(user_daily_budget_usd=Decimal("0.0001")))
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(turn("q"), surface)
+    await service.close()
+    assert outcome.status == "refused"
+    assert "daily budget of $0.0001 reached" in surface.texts[-1]
+    assert "resets at 00:00 UTC" in surface.texts[-1]
+    assert model_server.requests == []
+
+
+async def test_error_before_any_text_shows_a_human_explanation(service, model_server):
+    model_server.enqueue(Script(status=403, error_message="insufficient balance"))
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(turn("q"), surface)
+    assert outcome.status == "error"
+    assert "out of credits" in surface.texts[-1]
+    assert (await service.store.conversation(KEY))[-1].status == "error"
+
+
+async def test_cut_stream_keeps_the_partial_answer_marked_interrupted(service, model_server):
+    model_server.enqueue(Script(content="The beginning of a long answer", chunk_chars=5, cut_after=3))
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(turn("q"), surface)
+    assert outcome.status == "interrupted"
+    assert surface.texts[-1].startswith("The beginning o")
+    assert "⚠️" in surface.texts[-1]
+    stored = (await service.store.conversation(KEY))[-1]
+    assert (stored.status, stored.text) == ("interrupted", "The beginning o")
+
+
+async def test_stop_cancels_upstream_and_finalises_as_stopped(service, model_server):
+    model_server.enqueue(Script(content="word " * 400, chunk_chars=5, delay_s=0.02))
+    surface = MemorySurface(LIMITS)
+    task = asyncio.create_task(service.answer(turn("q", message_id="p1"), surface))
+    await asyncio.wait_for(surface.changed.wait(), 5)
+    while not any("word" in text for text in surface.texts):
+        surface.changed.clear()
+        await asyncio.wait_for(surface.changed.wait(), 5)
+    assert service.stop("test", "p1") is True
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.status == "stopped"
+    assert "Stopped" in surface.texts[-1]
+    await asyncio.wait_for(model_server.requests[0].disconnected.wait(), 5)
+
+
+async def test_messages_in_one_thread_are_answered_in_order_never_interleaved(service, model_server):
+    model_server.enqueue(Script(content="first " * 20, delay_s=0.01), Script(content="second"))
+    first = asyncio.create_task(service.answer(turn("1"), MemorySurface(LIMITS)))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(service.answer(turn("2"), MemorySurface(LIMITS)))
+    await asyncio.gather(first, second)
+    # The second request was sent only after the first answer was complete, and saw it as context.
+    second_messages = model_server.requests[1].body["messages"]
+    assert second_messages[-2]["content"].startswith("first first")
+
+
+async def test_files_are_read_and_bad_ones_get_a_note_while_the_rest_is_answered(service, model_server):
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), "blue").save(png, format="PNG")
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(
+        turn(
+            "what is this?",
+            attachments=[BytesFile("pic.png", png.getvalue()), BytesFile("junk.bin", b"\x00" * 9)],
+        ),
+        surface,
+    )
+    assert outcome.status == "complete"
+    parts = model_server.requests[0].body["messages"][-1]["content"]
+    assert any(p["type"] == "image_url" and p["image_url"]["url"].startswith("data:image/png") for p in parts)
+    assert "junk.bin" in surface.texts[-1]
+    stored_user = (await service.store.conversation(KEY))[0]
+    assert [(a.kind, a.name) for a in stored_user.attachments] == [("image", "pic.png")]
+
+
+async def test_platform_history_becomes_context_before_the_prompt(service, model_server):
+    history = [
+        HistoryMessage(role="user", author="Ana", text="The deploy failed at step 3", message_id="h1"),
+        HistoryMessage(role="user", author="Bo", text="Logs say disk full", message_id="h2"),
+    ]
+    await service.answer(turn("@seedbot what happened?", history=history), MemorySurface(LIMITS))
+    texts = str(model_server.requests[0].body["messages"])
+    assert texts.index("step 3") < texts.index("disk full") < texts.index("what happened?")
+
+
+async def test_drain_lets_answers_finish_then_refuses_new_work(service, model_server):
+    model_server.enqueue(Script(content="finishing " * 10, delay_s=0.01))
+    task = asyncio.create_task(service.answer(turn("q"), MemorySurface(LIMITS)))
+    await asyncio.sleep(0.05)
+    await service.drain(grace_s=10)
+    assert (await task).status == "complete"
+    late = MemorySurface(LIMITS)
+    assert (await service.answer(turn("late"), late)).status == "refused"
+    assert "restarting" in late.texts[-1]
+
+
+async def test_drain_past_grace_finalises_answers_as_interrupted(service, model_server):
+    model_server.enqueue(Script(content="slow " * 200, chunk_chars=5, delay_s=0.05))
+    surface = MemorySurface(LIMITS)
+    task = asyncio.create_task(service.answer(turn("q"), surface))
+    await asyncio.sleep(0.3)
+    await service.drain(grace_s=0.2)
+    outcome = await task
+    assert outcome.status == "interrupted"
+    assert "shutting down" in surface.texts[-1]
+    assert (await service.store.conversation(KEY))[-1].status == "interrupted"
+
+
+async def test_crashed_reply_is_recovered_with_its_partial_text(make_settings):
+    settings = make_settings()
+    crashed = await ChatService.open(settings)
+    reply = await crashed.store.add_message(
+        KEY, "assistant", "seedbot", "seedbot", "half an ans", status="streaming"
+    )
+    await crashed.store.update_message(reply, platform_message_id="msg-9")
+    await crashed.close()
+
+    service = await ChatService.open(settings)
+    recovered = await service.recover_interrupted("test", LIMITS)
+    assert len(recovered) == 1
+    assert recovered[0].platform_message_id == "msg-9"
+    assert recovered[0].text.startswith("half an ans") and "restarted" in recovered[0].text
+    assert await service.recover_interrupted("test", LIMITS) == []
+    await service.close()
