@@ -25,6 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: SEEDBOT_DEFAULT_EFFORT)")
     ask.add_argument("--json", action="store_true", help="print one JSON result instead of streaming text")
 
+    run = commands.add_parser("run", help="run the bot on every configured platform (or the ones named)")
+    run.add_argument("platforms", nargs="*", metavar="slack|discord", help="default: every configured one")
+
+    commands.add_parser("chat", help="talk to the bot in this terminal (same store, effort and costs)")
+
+    doctor = commands.add_parser("doctor", help="check settings, database, model API, Slack and Discord")
+    doctor.add_argument("--live", action="store_true", help="also make a tiny real model call")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply pending schema migrations")
@@ -40,7 +48,10 @@ def _settings() -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and not set(args.platforms) <= {"slack", "discord"}:
+        parser.error(f"run: unknown platform in {' '.join(args.platforms)!r}; choose slack or discord")
     settings = _settings()
     if args.command == "ask":
         from bots.terminal.ask import ask
@@ -55,6 +66,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_json=args.json,
             )
         )
+    if args.command == "run":
+        from bots.run import run
+
+        return asyncio.run(run(settings, args.platforms))
+    if args.command == "chat":
+        from bots.terminal.chat import chat
+
+        if settings.aiml_api_key is None:
+            print("AIML_API_KEY is not set; create a key at https://aimlapi.com/app/keys", file=sys.stderr)
+            return EXIT_CONFIG
+        return asyncio.run(chat(settings))
+    if args.command == "doctor":
+        from bots.doctor import doctor
+
+        code, table = asyncio.run(doctor(settings, live=args.live))
+        print(table)
+        return code
     if args.command == "db":
         from core.store import StoreError, upgrade
 

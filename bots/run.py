@@ -1,0 +1,134 @@
+"""`seedbot run`: every configured platform in one process, with health, metrics and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Protocol, TextIO
+
+from bots.http import HttpServer, readiness_from_probes, store_probe
+from bots.logs import configure_logging
+from core.config import Settings
+from core.service import ChatService
+from core.store import StoreError
+
+log = logging.getLogger("seedbot.run")
+
+EXIT_CONFIG = 3
+PLATFORMS = ("slack", "discord")
+
+NOTHING_CONFIGURED = """No chat platform is configured. Set one of:
+  Slack:   SLACK_BOT_TOKEN, and SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET + SEEDBOT_HTTP_PORT
+  Discord: DISCORD_BOT_TOKEN
+To try the bot with only AIML_API_KEY, run: seedbot chat"""
+
+
+class Runner(Protocol):
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    async def stop(self, grace_s: float | None = None) -> None: ...
+
+
+def wanted_platforms(settings: Settings, asked: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(platforms to start, problems): the ones asked for, or every one that has credentials."""
+    configured = {"slack": settings.slack_configured, "discord": settings.discord_configured}
+    if not asked:
+        return [name for name in PLATFORMS if configured[name]], []
+    problems = []
+    for name in asked:
+        if not configured[name]:
+            if name == "slack":
+                problems.append(
+                    "slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN"
+                    " (or SLACK_SIGNING_SECRET + SEEDBOT_HTTP_PORT)"
+                )
+            else:
+                problems.append("discord: set DISCORD_BOT_TOKEN")
+    return list(asked), problems
+
+
+def build_runners(settings: Settings, service: ChatService, http: HttpServer | None, names: Sequence[str]):
+    runners: dict[str, Runner] = {}
+    if "slack" in names:
+        from bots.slack.runner import SlackRunner
+
+        runners["slack"] = SlackRunner(settings, service, http=http)
+    if "discord" in names:
+        from bots.discord.runner import DiscordRunner
+
+        runners["discord"] = DiscordRunner(settings, service)
+    return runners
+
+
+async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sys.stderr) -> int:
+    configure_logging(settings)
+    names, problems = wanted_platforms(settings, asked)
+    if problems or not names:
+        print("\n".join(problems) if problems else NOTHING_CONFIGURED, file=err)
+        return EXIT_CONFIG
+    if settings.aiml_api_key is None:
+        print("AIML_API_KEY is not set; create a key at https://aimlapi.com/app/keys", file=err)
+        return EXIT_CONFIG
+    try:
+        service = await ChatService.open(settings)
+    except StoreError as error:
+        print(f"database: {error}", file=err)
+        return EXIT_CONFIG
+
+    http: HttpServer | None = None
+    runners: dict[str, Runner] = {}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if settings.http_port is not None:
+            probes = {"database": store_probe(service.store)}
+            http = HttpServer(service.metrics, readiness_from_probes(probes), port=settings.http_port)
+        runners = build_runners(settings, service, http, names)
+        if http is not None:
+            for name, runner in runners.items():
+                probes[name] = _ready_probe(runner)
+            await http.start()
+        for name, runner in runners.items():
+            await runner.start()
+            log.info("%s connected", name)
+        closed = [asyncio.create_task(runner.wait_closed()) for runner in runners.values()]
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *closed], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopping and task.exception() is not None:
+                print(f"seedbot: {task.exception()}", file=err)
+                return 1
+        log.info("shutting down: finishing answers in flight (up to %.0f s)", settings.shutdown_grace_s)
+        return 0
+    except Exception as error:  # a start-up failure: one line, not a traceback
+        print(f"seedbot: {error}", file=err)
+        return 1
+    finally:
+        if http is not None:
+            http.mark_draining()
+        await service.drain(settings.shutdown_grace_s)
+        for runner in runners.values():
+            with contextlib.suppress(Exception):
+                await runner.stop(grace_s=1.0)
+        if http is not None:
+            await http.stop()
+        await service.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _ready_probe(runner: Runner):
+    async def probe() -> bool:
+        return runner.ready()
+
+    return probe

@@ -1,0 +1,79 @@
+"""`seedbot chat`: the terminal adapter, driven through the real command's stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from PIL import Image
+
+from tests.fakes.model_server import Script
+from tests.terminal.test_ask import REPO, environment
+
+
+async def chat(stdin: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bots.cli",
+        "chat",
+        env=env,
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_multi_turn_conversation_is_remembered_across_runs(model_server, tmp_path):
+    env = environment(model_server, tmp_path)
+    model_server.enqueue(Script(content="Nice to meet you, Ada."), Script(content="Your name is Ada."))
+    code, out, _ = await chat("My name is Ada.\n/quit\n", env)
+    assert code == 0 and "Nice to meet you, Ada." in out
+
+    code, out, _ = await chat("What is my name?\n", env)  # a new process, the same SQLite store
+    assert code == 0 and "Your name is Ada." in out
+    messages = model_server.requests[1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "Nice to meet you, Ada."
+
+
+async def test_effort_command_changes_the_next_request(model_server, tmp_path):
+    code, out, _ = await chat("/effort low\nhello\n/effort\n", environment(model_server, tmp_path))
+    assert code == 0
+    assert "reasoning effort: low (from user)" in out
+    assert model_server.requests[0].body["reasoning_effort"] == "low"
+    code, out, _ = await chat("/effort extreme\n", environment(model_server, tmp_path))
+    assert "usage: /effort" in out
+
+
+async def test_image_command_attaches_a_file_to_the_next_message(model_server, tmp_path):
+    picture = tmp_path / "chart.png"
+    Image.new("RGB", (20, 20), "green").save(picture)
+    code, out, _ = await chat(f"/image {picture}\nwhat is this?\n", environment(model_server, tmp_path))
+    assert code == 0 and "attached chart.png" in out
+    parts = model_server.requests[0].body["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
+
+
+async def test_cost_and_forget(model_server, tmp_path):
+    env = environment(model_server, tmp_path)
+    model_server.enqueue(Script(content="ok", usd=0.125))
+    code, out, _ = await chat("hi\n/cost\n/forget\n", env)
+    assert code == 0
+    assert "1 request" in out and "$0.125" in out
+    assert "Forgotten: 2 stored messages deleted." in out
+    await chat("again\n", env)
+    assert [m["role"] for m in model_server.requests[-1].body["messages"]] == ["system", "user"]
+
+
+async def test_unreachable_api_is_explained_and_the_chat_goes_on(model_server, tmp_path, unused_port):
+    env = environment(
+        model_server, tmp_path, AIML_BASE_URL=f"http://127.0.0.1:{unused_port}/v1", SEEDBOT_MAX_RETRIES="0"
+    )
+    code, out, _ = await chat("hello\n/effort\n", env)
+    assert code == 0
+    assert "Could not reach the model service" in out
+    assert "reasoning effort: medium (from default)" in out
