@@ -1,0 +1,406 @@
+"""ReplyStreamer: one model answer written live into one chat reply.
+
+One owner edits the reply at any time: `begin()`, then a pump task while `consume()` reads the model's
+events, then `finish()`. The pump coalesces everything new since its last edit and edits at the
+channel's pace (`EditPacer`); the first answer text and the final text jump the routine spacing.
+
+How the service drives it:
+
+    streamer = ReplyStreamer(surface, pacers.for_channel(surface.limits, channel), show_reasoning=True)
+    await streamer.begin()                                   # "Thinking…" at once
+    try:
+        async with client.stream(request) as stream:
+            outcome, error = await streamer.consume(stream), None   # "complete" | "interrupted"
+    except ModelAPIError as exc:                             # partial answer kept in streamer.content
+        outcome, error = "error", str(exc)
+    # a stop cancels the task running consume(); then: outcome = "stopped"
+    result = await streamer.finish(outcome, error=error, footer=..., notes=...)
+
+`consume()` raises the stream's `ModelAPIError` (unless the model had already finished: then the
+answer is whole and it returns "complete"), and is safe to cancel: the reply keeps what it showed and
+`finish()` takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from core.llm.errors import ModelAPIError
+from core.llm.types import (
+    ContentDelta,
+    Cost,
+    CostReport,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    StreamEvent,
+    Usage,
+    UsageReport,
+)
+from core.reply.pacing import EditPacer
+from core.reply.split import MIN_MESSAGE_CHARS, close_fence, split_message
+from core.reply.surface import MessageRef, ReplySurface, SurfaceError, SurfaceRateLimited
+
+log = logging.getLogger("seedbot.reply")
+
+Outcome = Literal["complete", "interrupted", "stopped", "error"]
+
+THINKING = "Thinking…"
+STOPPED = "⏹️ Stopped."
+CUT_OFF = "The answer was cut off before the model finished."
+EXCERPT_CHARS = 200
+# Markdown and mention syntax in raw reasoning would break out of the italic excerpt (or ping people).
+_EXCERPT_DROP = str.maketrans("", "", "*_~|`<>")
+# Room the thinking label and italics need next to the excerpt.
+_THINKING_LABEL_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    refs: tuple[MessageRef, ...]  # every message of the reply, in order
+    delivered: bool  # False: the final text could not be shown (log it and keep it in the store)
+    text: str  # the final text of the whole reply, answer plus warning, notes and footer
+    failure: str | None = None  # why it was not delivered
+
+
+@dataclass(slots=True)
+class ReplyStats:
+    posts: int = 0
+    edits: int = 0
+    rate_limited: int = 0  # 429s the platform answered this reply
+    first_token_at: float | None = None  # clock() when the first answer text arrived...
+    first_visible_at: float | None = None  # ...and when the platform had it
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    kind: Literal["post", "edit", "status"]
+    index: int = 0
+    text: str | None = None
+    urgent: bool = False
+
+
+class ReplyStreamer:
+    def __init__(
+        self,
+        surface: ReplySurface,
+        pacer: EditPacer,
+        *,
+        show_reasoning: bool,
+        final_edit_deadline_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._surface = surface
+        self._limits = surface.limits
+        if self._limits.max_message_chars < MIN_MESSAGE_CHARS:
+            raise ValueError(f"{self._limits.name}: max_message_chars must be at least {MIN_MESSAGE_CHARS}")
+        self._pacer = pacer
+        self._show_reasoning = show_reasoning
+        self._excerpt_chars = min(EXCERPT_CHARS, self._limits.max_message_chars - _THINKING_LABEL_CHARS)
+        self._deadline_s = final_edit_deadline_s
+        self._clock = clock
+        # The thinking line changes every second; refreshing it at half the routine pace leaves the
+        # channel room for the first answer text.
+        self._think_every_s = max(1.0, 2 * pacer.spacing_s)
+
+        self._chunks: list[str] = []
+        self._reasoning_tail = ""
+        self._reasoning_seen = False
+        self._begun = False
+        self.reasoning_chars = 0
+        self.finish_reason: FinishReason | None = None
+        self.usage: Usage | None = None
+        self.cost: Cost | None = None
+        self.stats = ReplyStats()
+
+        self._refs: list[MessageRef] = []
+        self._shown: list[str] = []
+        self._status: str | None = None
+        self._started_at: float | None = None
+        self._next_think_at = 0.0
+        self._broken: str | None = None
+        self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+
+    # --- what the service reads ------------------------------------------------------------------
+
+    @property
+    def content(self) -> str:
+        """The answer text received so far."""
+        if len(self._chunks) > 1:
+            self._chunks = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    @property
+    def elapsed_s(self) -> float:
+        return 0.0 if self._started_at is None else self._clock() - self._started_at
+
+    @property
+    def refs(self) -> tuple[MessageRef, ...]:
+        return tuple(self._refs)
+
+    # --- the three phases ------------------------------------------------------------------------
+
+    async def begin(self) -> None:
+        """Show at once that the bot is working: the thinking line, or the thinking status."""
+        self._started_at = self._clock()
+        self._begun = True
+        await self._set_status(THINKING)
+        if self._limits.thinking_in_message:
+            op = self._next_op(self._started_at)[0]
+            if op is not None and self._pacer.delay(self._started_at, urgent=True) == 0:
+                await self._run(op)
+
+    async def consume(self, events: AsyncIterable[StreamEvent]) -> Literal["complete", "interrupted"]:
+        """Read the model's events to the end, editing the reply as they come (see module docs)."""
+        if self._started_at is None:
+            self._started_at = self._clock()
+        self._closing.clear()
+        self._pump_task = asyncio.create_task(self._pump(), name="reply-pump")
+        try:
+            async for event in events:
+                match event:
+                    case ContentDelta(text=text) if text:
+                        if not self._chunks:
+                            self.stats.first_token_at = self._clock()
+                        self._chunks.append(text)
+                        self._changed.set()
+                    case ReasoningDelta(text=text):
+                        self.reasoning_chars += len(text)
+                        self._reasoning_tail = (self._reasoning_tail + text)[-2 * self._excerpt_chars :]
+                        if not self._reasoning_seen:
+                            self._reasoning_seen = True
+                            self._changed.set()
+                    case Finish(reason=reason):
+                        self.finish_reason = reason
+                    case UsageReport(usage=usage):
+                        self.usage = usage
+                    case CostReport(cost=cost):
+                        self.cost = cost
+        except ModelAPIError as error:
+            if self.finish_reason is None:
+                raise
+            log.warning("model stream failed after the answer was complete: %s", error)
+        finally:
+            await self._stop_pump()
+        return "complete" if self.finish_reason is not None else "interrupted"
+
+    async def finish(
+        self,
+        outcome: Outcome,
+        *,
+        error: str | None = None,
+        footer: str | None = None,
+        notes: Sequence[str] = (),
+    ) -> FinishResult:
+        """Write the final text (answer, warning, per-file notes, footer) and make sure it lands.
+
+        The final edits are retried through 429s until they land or `final_edit_deadline_s` passes.
+        """
+        await self._stop_pump()
+        text = self._final_text(outcome, error, footer, notes)
+        failure = await self._deliver(split_message(text, self._limits.max_message_chars))
+        if self._status is not None:
+            await self._set_status(None)
+        if failure:
+            log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
+        return FinishResult(tuple(self._refs), failure is None, text, failure)
+
+    # --- the pump: the only editor while the stream runs -------------------------------------------
+
+    async def _pump(self) -> None:
+        while not self._closing.is_set():
+            if self._broken:
+                await self._closing.wait()
+                return
+            self._changed.clear()
+            now = self._clock()
+            op, wait = self._next_op(now)
+            if op is None:
+                await _wait(self._changed, wait)
+                continue
+            if op.kind != "status":
+                delay = self._pacer.delay(now, urgent=op.urgent)
+                if delay > 0:
+                    await _wait(self._closing, delay)  # text keeps accumulating meanwhile
+                    continue
+            await self._run(op)
+
+    async def _stop_pump(self) -> None:
+        task = self._pump_task
+        if task is None:
+            return
+        self._closing.set()
+        self._changed.set()
+        # Never cancel the pump: a post cancelled in flight could land without us knowing its ref.
+        await asyncio.wait({task})
+        self._pump_task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reply pump failed", exc_info=task.exception())
+
+    def _next_op(self, now: float) -> tuple[_Op | None, float | None]:
+        """The next call to make, or how long until one may be due (None: until something changes)."""
+        content = self.content
+        if content:
+            op = self._diff(self._live_parts(content), urgent=self.stats.first_visible_at is None)
+            if op is None and self._status is not None:
+                op = _Op("status")
+            return op, None
+        if now < self._next_think_at:
+            return None, self._next_think_at - now
+        if self._limits.thinking_in_message:
+            if not (self._begun or self._reasoning_seen):
+                return None, None
+            return self._diff([self._thinking_text(now, markdown=True)], urgent=not self._refs), None
+        status = self._thinking_text(now, markdown=False)
+        return (_Op("status", text=status) if status != self._status else None), None
+
+    def _diff(self, parts: list[str], *, urgent: bool) -> _Op | None:
+        for index, part in enumerate(parts):
+            if index >= len(self._refs):
+                return _Op("post", index, part, urgent)
+            if self._shown[index] != part:
+                return _Op("edit", index, part, urgent)
+        return None
+
+    async def _run(self, op: _Op) -> None:
+        if op.kind == "status":
+            await self._set_status(op.text)
+        else:
+            await self._send(op)
+        if not self._chunks:
+            self._next_think_at = self._clock() + self._think_every_s
+
+    async def _send(self, op: _Op) -> None:
+        assert op.text is not None
+        slot = self._pacer.reserve(self._clock())
+        try:
+            if op.kind == "post":
+                ref = await self._surface.post(op.text)
+                self._refs.append(ref)
+                self._shown.append(op.text)
+                self.stats.posts += 1
+            else:
+                await self._surface.edit(self._refs[op.index], op.text)
+                self._shown[op.index] = op.text
+                self.stats.edits += 1
+            if self._chunks and self.stats.first_visible_at is None:
+                self.stats.first_visible_at = self._clock()
+        except SurfaceRateLimited as limited:
+            self.stats.rate_limited += 1
+            self._pacer.penalize(self._clock(), limited.retry_after)
+        except SurfaceError as error:
+            self._broken = str(error) or type(error).__name__
+        except Exception as error:  # an adapter bug must not take the answer down with it
+            log.exception("reply surface failed")
+            self._broken = f"{type(error).__name__}: {error}"
+        finally:
+            self._pacer.release(slot, self._clock())
+
+    async def _set_status(self, status: str | None) -> None:
+        self._status = status
+        try:
+            await self._surface.set_status(status)
+        except (SurfaceRateLimited, SurfaceError) as error:
+            log.debug("status not shown: %s", error)
+        except Exception:
+            log.exception("reply surface failed to show a status")
+
+    # --- rendering -------------------------------------------------------------------------------
+
+    def _live_parts(self, content: str) -> list[str]:
+        limit = self._limits.max_message_chars
+        parts = split_message(content, limit)
+        if parts:
+            # Close a code block still being written, so it renders as code while it streams.
+            closed = close_fence(parts[-1])
+            if len(closed) <= limit:
+                parts[-1] = closed
+        return parts
+
+    def _thinking_text(self, now: float, *, markdown: bool) -> str:
+        seconds = int(now - self._started_at) if self._started_at is not None else 0
+        label = f"{THINKING} {seconds} s" if seconds >= 1 else THINKING
+        excerpt = self._excerpt() if self._show_reasoning else ""
+        if not markdown:
+            return f"{label} — {excerpt}" if excerpt else label
+        line = f"💭 _{label}_"
+        return f"{line}\n_{excerpt}_" if excerpt else line
+
+    def _excerpt(self) -> str:
+        """The latest reasoning on one line, starting at a word."""
+        text = " ".join(self._reasoning_tail.translate(_EXCERPT_DROP).split())
+        if len(text) <= self._excerpt_chars:
+            return text
+        text = text[-(self._excerpt_chars - 1) :]
+        space = text.find(" ")
+        return "…" + (text[space + 1 :] if 0 <= space < len(text) // 4 else text)
+
+    def _final_text(
+        self, outcome: Outcome, error: str | None, footer: str | None, notes: Sequence[str]
+    ) -> str:
+        body = self.content.rstrip()
+        warning: str | None = None
+        if outcome == "stopped":
+            warning = STOPPED
+        elif outcome in ("interrupted", "error"):
+            reason = error or CUT_OFF
+            warning = f"⚠️ Interrupted: {reason}" if body else f"⚠️ {reason}"
+        elif self.finish_reason == "length":
+            warning = (
+                "⚠️ The answer reached the token limit and may be incomplete."
+                if body
+                else "⚠️ The model spent its whole token budget reasoning and wrote no answer."
+            )
+        elif self.finish_reason == "content_filter":
+            warning = "⚠️ The answer was stopped by the content filter."
+        elif not body:
+            warning = "⚠️ The model returned an empty answer."
+        blocks = [close_fence(body)] if body else []
+        tail = [line for line in (warning, *notes) if line]
+        if tail:
+            blocks.append("\n".join(tail))
+        if footer:
+            blocks.append(f"_{footer}_")
+        return "\n\n".join(blocks)
+
+    # --- final delivery --------------------------------------------------------------------------
+
+    async def _deliver(self, parts: list[str]) -> str | None:
+        """Bring every message to its final text; the reason it could not, or None."""
+        deadline = self._clock() + self._deadline_s
+        # Each attempt either lands a part or waits out a 429 (at least 50 ms), so the deadline
+        # bounds this loop; the count is a second, independent bound.
+        for _ in range(len(parts) * 4 + 1000):
+            if self._broken:
+                return self._broken
+            op = self._diff(parts, urgent=True)
+            if op is None:
+                return None
+            now = self._clock()
+            delay = self._pacer.delay(now, urgent=True)
+            if now + delay > deadline:
+                return f"the platform kept rate limiting the reply for {self._deadline_s:g} s"
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            await self._send(op)
+        return "the platform kept refusing the final edit"
+
+
+async def _wait(event: asyncio.Event, seconds: float | None) -> None:
+    """Until `event` is set, or at most `seconds` (None: no limit)."""
+    if seconds is None:
+        await event.wait()
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
