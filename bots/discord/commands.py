@@ -97,13 +97,10 @@ async def _stream(
         await surface.close()
 
 
-def _summary_key(interaction: discord.Interaction) -> ConversationKey:
-    """A summary is a conversation of its own (replies to it continue it), not part of a thread's."""
+def _place_key(interaction: discord.Interaction, thread: str = "") -> ConversationKey:
+    """The server and channel (a thread's parent) the command was used in."""
     return ConversationKey(
-        PLATFORM,
-        workspace_of(interaction.guild),
-        settings_channel(interaction.channel),
-        f"summary-{interaction.id}",
+        PLATFORM, workspace_of(interaction.guild), settings_channel(interaction.channel), thread
     )
 
 
@@ -187,17 +184,10 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        user = str(interaction.user.id)
-        scope_id = {
-            "me": user,
-            "channel": settings_channel(interaction.channel),
-            "server": workspace_of(interaction.guild),
-        }[scope]
         report = await bot.service.cost_report(
-            platform=PLATFORM,
+            key=_place_key(interaction),
+            user_id=str(interaction.user.id),
             scope=REPORT_SCOPES[scope],
-            scope_id=scope_id,
-            user_id=user,
             period=period,
             include_top=_caller_is_admin(bot, interaction),
         )
@@ -260,7 +250,9 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
 async def _summarize(
     bot: SeedClient, interaction: discord.Interaction, history: list[HistoryMessage], text: str
 ) -> None:
-    turn = _turn(bot, interaction, _summary_key(interaction), text, history=history)
+    # A summary is a conversation of its own (replies to it continue it), not part of a thread's.
+    key = _place_key(interaction, f"summary-{interaction.id}")
+    turn = _turn(bot, interaction, key, text, history=history)
     await _stream(bot, interaction, turn, instruction=SUMMARY_INSTRUCTION)
 
 

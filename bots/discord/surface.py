@@ -36,9 +36,9 @@ TRANSIENT_RETRY_S = 1.0
 EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
 
 
-def allowed_mentions(asker: discord.abc.Snowflake | None) -> discord.AllowedMentions:
+def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool) -> discord.AllowedMentions:
     users: list[discord.abc.Snowflake] = [asker] if asker is not None else []
-    return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=True)
+    return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=replied_user)
 
 
 def _retry_after(error: discord.HTTPException) -> float:
@@ -86,25 +86,37 @@ class DiscordSurface:
         self,
         channel: discord.abc.Messageable,
         *,
-        reply_to: discord.Message | discord.PartialMessage | None,
+        reply_to: discord.Message | None,
         asker: discord.abc.Snowflake | None,
     ):
         self._channel = channel
         self._previous = reply_to.to_reference(fail_if_not_exists=False) if reply_to is not None else None
-        self._mentions = allowed_mentions(asker)
+        # Only the reply to the asker's own message pings them; continuations reply to the bot itself.
+        # Edits repeat what the post allowed, so an edit never adds a ping.
+        self._pinging = allowed_mentions(asker, replied_user=True)
+        self._quiet = allowed_mentions(asker, replied_user=False)
+        self._ping_next = reply_to is not None and asker is not None and reply_to.author.id == asker.id
+        self._pinged: set[str] = set()
         self._typing: asyncio.Task[None] | None = None
 
     async def post(self, text: str) -> MessageRef:
         async with platform_errors():
             kwargs = {"reference": self._previous} if self._previous is not None else {}
-            message = await self._channel.send(text, allowed_mentions=self._mentions, **kwargs)
+            message = await self._channel.send(text, allowed_mentions=self._mentions_for(None), **kwargs)
+        if self._ping_next:
+            self._pinged.add(str(message.id))
+            self._ping_next = False
         self._previous = message.to_reference(fail_if_not_exists=False)
         return message_ref(message)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
         async with platform_errors():
             partial = self._channel.get_partial_message(int(ref.id))  # type: ignore[attr-defined]
-            await partial.edit(content=text, allowed_mentions=self._mentions)
+            await partial.edit(content=text, allowed_mentions=self._mentions_for(ref.id))
+
+    def _mentions_for(self, message_id: str | None) -> discord.AllowedMentions:
+        pinging = self._ping_next if message_id is None else message_id in self._pinged
+        return self._pinging if pinging else self._quiet
 
     async def set_status(self, status: str | None) -> None:
         if status is None:
@@ -142,7 +154,8 @@ class InteractionSurface:
     def __init__(self, interaction: discord.Interaction, *, fallback_channel: discord.abc.Messageable):
         self._interaction = interaction
         self._fallback_channel = fallback_channel
-        self._mentions = allowed_mentions(interaction.user)
+        # The interaction response pings nobody: the asker already sees it as the answer to their command.
+        self._mentions = allowed_mentions(interaction.user, replied_user=False)
         self._original: int | None = None
         self._webhook_messages: set[int] = set()
         self._last: discord.Message | None = None

@@ -42,6 +42,8 @@ LOADING = 1 << 7
 MANAGE_GUILD = 1 << 5
 EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 38)  # view, send, history, send in threads
 
+BODY = web.RequestKey("body", object)
+RATELIMIT = web.RequestKey("ratelimit", tuple)
 _MENTION_USER = re.compile(r"<@!?(\d+)>")
 _MENTION_ROLE = re.compile(r"<@&(\d+)>")
 
@@ -104,6 +106,7 @@ class Recorded:
     path: str
     body: Any
     status: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -344,6 +347,16 @@ class FakeDiscord:
         self.channels[channel_id] = channel
         return channel
 
+    def add_thread(self, parent: dict[str, Any], name: str, *, owner: dict[str, Any]) -> dict[str, Any]:
+        """A public thread someone opened earlier (the bot learns it from GUILD_CREATE)."""
+        thread = self._thread(parent, str(self.next_id()), name, owner=owner)
+        self.channels[int(thread["id"])] = thread
+        return thread
+
+    def add_bot_message(self, channel: dict[str, Any], content: str) -> dict[str, Any]:
+        """A message the bot posted in an earlier life (before a restart)."""
+        return self._new_message(channel, self.bot, content, allowed={"parse": []})
+
     def dm_channel(self, user: dict[str, Any]) -> dict[str, Any]:
         for channel in self.channels.values():
             if channel["type"] == 1 and channel["recipients"][0]["id"] == user["id"]:
@@ -463,6 +476,15 @@ class FakeDiscord:
     def bot_messages(self, channel: dict[str, Any]) -> list[dict[str, Any]]:
         return [m for m in self.channel_messages(channel) if m["author"]["id"] == self.bot["id"]]
 
+    def responses(self, interaction: Interaction) -> list[dict[str, Any]]:
+        """The interaction's original response and follow-ups (ephemeral ones too), oldest first."""
+        marker = str(interaction.id)
+        return [
+            m
+            for m in self.messages.values()
+            if m.get("interaction_metadata", {}).get("id") == marker and int(m["id"]) not in self.deleted
+        ]
+
     def permissions(self, guild: dict[str, Any], user: dict[str, Any]) -> int:
         if guild["owner_id"] == user["id"]:
             return (1 << 41) - 1
@@ -530,6 +552,36 @@ class FakeDiscord:
         return {k: v for k, v in channel.items() if k != "recipients"} | (
             {"recipients": channel["recipients"]} if "recipients" in channel else {}
         )
+
+    def _thread(
+        self,
+        parent: dict[str, Any],
+        thread_id: str,
+        name: str,
+        *,
+        owner: dict[str, Any],
+        archive: int | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": thread_id,
+            "type": 11,
+            "guild_id": parent["guild_id"],
+            "parent_id": parent["id"],
+            "owner_id": owner["id"],
+            "name": name,
+            "last_message_id": None,
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": archive or 1440,
+                "archive_timestamp": now_iso(),
+                "locked": False,
+                "create_timestamp": now_iso(),
+            },
+        }
 
     def _registered_command(self, name: str, guild_id: int | None) -> dict[str, Any]:
         for scope in (guild_id, None):
@@ -668,7 +720,7 @@ class FakeDiscord:
             body = (
                 await request.json() if request.content_type == "application/json" else await request.text()
             )
-        request["body"] = body
+        request[BODY] = body
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
         key = f"{request.method} {route.removeprefix('/api/v10')}"
         webhook_route = route.startswith("/api/v10/webhooks") or route.startswith("/api/v10/interactions")
@@ -703,7 +755,7 @@ class FakeDiscord:
         wait = bucket.take()
         if wait is not None:
             return _too_many(wait, bucket=key, limit=bucket.limit)
-        request["ratelimit"] = (bucket, key)
+        request[RATELIMIT] = (bucket, key)
         return None
 
     # --- REST handlers ------------------------------------------------------------------------------
@@ -738,7 +790,7 @@ class FakeDiscord:
     async def _put_commands(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("guild")
         stored = []
-        for command in request["body"]:
+        for command in request[BODY]:
             if not 1 <= len(command.get("name", "")) <= 32:
                 raise _form_error("name", "Must be between 1 and 32 in length.")
             if command.get("type", 1) == 1 and not 1 <= len(command.get("description", "")) <= 100:
@@ -777,7 +829,7 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request) -> web.Response:
         channel = self._find_channel(request.match_info["channel"])
-        body = request["body"] or {}
+        body = request[BODY] or {}
         self._validate_message(body, partial=False)
         reference = None
         if body.get("message_reference"):
@@ -804,7 +856,7 @@ class FakeDiscord:
         message = self._find_message(request.match_info["channel"], request.match_info["message"])
         if message["author"]["id"] != self.bot["id"]:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
-        return self._ok(request, await self._apply_edit(message, request["body"] or {}))
+        return self._ok(request, await self._apply_edit(message, request[BODY] or {}))
 
     async def _apply_edit(self, message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         self._validate_message(body, partial=True)
@@ -834,29 +886,14 @@ class FakeDiscord:
         starter = self._find_message(parent["id"], request.match_info["message"])
         if int(starter["id"]) in self.channels:
             raise DiscordError(400, 160004, "A thread has already been created for this message")
-        name = (request["body"] or {}).get("name", "")
+        name = (request[BODY] or {}).get("name", "")
         if not 1 <= len(name) <= 100:
             raise _form_error("name", "Must be between 1 and 100 in length.")
-        thread = {
-            "id": starter["id"],  # a thread started from a message shares its id
-            "type": 11,
-            "guild_id": parent["guild_id"],
-            "parent_id": parent["id"],
-            "owner_id": self.bot["id"],
-            "name": name,
-            "last_message_id": None,
-            "message_count": 0,
-            "member_count": 1,
-            "rate_limit_per_user": 0,
-            "flags": 0,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": (request["body"] or {}).get("auto_archive_duration", 1440),
-                "archive_timestamp": now_iso(),
-                "locked": False,
-                "create_timestamp": now_iso(),
-            },
-        }
+        # A thread started from a message shares its id.
+        body = request[BODY] or {}
+        thread = self._thread(
+            parent, starter["id"], name, owner=self.bot, archive=body.get("auto_archive_duration")
+        )
         self.channels[int(thread["id"])] = thread
         await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
         return _json(thread, status=201)
@@ -867,7 +904,7 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _open_dm(self, request: web.Request) -> web.Response:
-        user = self.users.get(int(request["body"]["recipient_id"]))
+        user = self.users.get(int(request[BODY]["recipient_id"]))
         if user is None:
             raise DiscordError(404, 10013, "Unknown User")
         return _json(self.dm_channel(user))
@@ -883,7 +920,7 @@ class FakeDiscord:
             raise DiscordError(404, 10062, "Unknown interaction")
         if interaction.acknowledged:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        body = request["body"]
+        body = request[BODY]
         kind, data = body["type"], body.get("data") or {}
         if kind not in (4, 5):
             raise _form_error("type", "Value must be one of {4, 5}.")
@@ -951,7 +988,7 @@ class FakeDiscord:
 
     async def _followup(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
-        body = request["body"] or {}
+        body = request[BODY] or {}
         self._validate_message(body, partial=False)
         message = self._interaction_message(interaction, body.get("content") or "", body)
         if not message.get("_ephemeral"):
@@ -965,7 +1002,7 @@ class FakeDiscord:
     async def _webhook_edit(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
         message = self._webhook_message(request, interaction)
-        return self._ok(request, await self._apply_edit(message, request["body"] or {}))
+        return self._ok(request, await self._apply_edit(message, request[BODY] or {}))
 
     async def _webhook_delete(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
@@ -985,8 +1022,8 @@ class FakeDiscord:
     def _ok(self, request: web.Request, payload: Any) -> web.Response:
         """A success carrying the bucket headers Discord sends, so the client can pace itself."""
         headers = {}
-        if "ratelimit" in request:
-            bucket, key = request["ratelimit"]
+        if RATELIMIT in request:
+            bucket, key = request[RATELIMIT]
             reset_after = max(0.0, bucket.reset_at - time.monotonic())
             headers = {
                 "X-RateLimit-Limit": str(bucket.limit),

@@ -40,7 +40,7 @@ class Session:
     log: list[dict[str, Any]] = field(default_factory=list)  # sent dispatch frames, for RESUME
     socket: web.WebSocketResponse | None = None
     request: web.Request | None = None
-    redeliver: int = 0  # frames the client already saw that the next RESUME sends again
+    redeliver: tuple[str, ...] = ()  # event types the next RESUME re-sends although the client saw them
 
 
 class Gateway:
@@ -53,7 +53,7 @@ class Gateway:
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
-        self.close_codes: list[int] = []
+        self.close_codes: list[int] = []  # close codes this gateway sent
         self.ready_sent = False
         self._sockets: set[web.WebSocketResponse] = set()
 
@@ -89,8 +89,6 @@ class Gateway:
             self._sockets.discard(socket)
             if session is not None and session.socket is socket:
                 session.socket = session.request = None
-            if socket.close_code is not None:
-                self.close_codes.append(socket.close_code)
             self.api.changed()
         return socket
 
@@ -99,11 +97,11 @@ class Gateway:
     ) -> Session | None:
         self.identifies += 1
         if data.get("token") != self.api.token:
-            await socket.close(code=4004, message=b"Authentication failed.")
+            await self._close(socket, 4004, "Authentication failed.")
             return None
         intents = int(data.get("intents", 0))
         if self.refuse_privileged and intents & PRIVILEGED:
-            await socket.close(code=4014, message=b"Disallowed intent(s).")
+            await self._close(socket, 4014, "Disallowed intent(s).")
             return None
         session = Session(id=f"session-{self.identifies}", intents=intents, socket=socket, request=request)
         self.sessions[session.id] = session
@@ -138,12 +136,8 @@ class Gateway:
         self.current = session
         seen = int(data.get("seq") or 0)
         missed = [frame for frame in session.log if frame["s"] > seen]
-        again = (
-            [frame for frame in session.log if frame["s"] <= seen][-session.redeliver :]
-            if session.redeliver
-            else []
-        )
-        session.redeliver = 0
+        again = [frame for frame in session.log if frame["s"] <= seen and frame["t"] in session.redeliver]
+        session.redeliver = ()
         for frame in again + missed:
             await socket.send_json(frame)
         await self._send(session, "RESUMED", {})
@@ -156,8 +150,9 @@ class Gateway:
             return
         await self._send(session, event, self._visible(session.intents, event, data))
 
-    async def drop(self, *, redeliver: int = 0) -> None:
-        """Cut the connection without a close frame; the next RESUME re-sends `redeliver` seen events."""
+    async def drop(self, *, redeliver: tuple[str, ...] = ()) -> None:
+        """Cut the connection without a close frame; the next RESUME also re-sends the events of the
+        `redeliver` types the client already saw (Discord may deliver an event twice around a resume)."""
         session = self.current
         if session is None or session.request is None or session.request.transport is None:
             raise AssertionError("no gateway connection to drop")
@@ -167,6 +162,10 @@ class Gateway:
     async def close(self) -> None:
         for socket in list(self._sockets):
             await socket.close(code=1001)
+
+    async def _close(self, socket: web.WebSocketResponse, code: int, reason: str) -> None:
+        self.close_codes.append(code)
+        await socket.close(code=code, message=reason.encode())
 
     async def _send(self, session: Session, event: str, data: dict[str, Any]) -> None:
         session.sequence += 1

@@ -1,0 +1,170 @@
+"""Slash commands and the "Summarize" message menu, through real interactions and their webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.discord.conftest import Bot, StartBot, World, last_user_text, request_parts
+from tests.discord.test_attachments import png
+from tests.discord.test_messages import wait_answer
+from tests.fakes.discord import EPHEMERAL, FakeDiscord, Interaction
+from tests.fakes.model_server import FakeModelServer, Script
+
+STRING, INTEGER, ATTACHMENT = 3, 4, 11
+
+
+def option(name: str, value: Any, kind: int = STRING) -> dict[str, Any]:
+    return {"name": name, "type": kind, "value": value}
+
+
+@pytest.fixture
+async def bot_answered(world: World, start_bot: StartBot) -> Bot:
+    """A running bot that has answered one mention from Alice in #general."""
+    bot = await start_bot(discord_guild_ids=world.guild["id"])
+    await world.api.user_message(world.general, world.alice, world.mention("hello there"))
+    await wait_answer(world.api, world.general, "hello there")
+    return bot
+
+
+async def response_text(api: FakeDiscord, interaction: Interaction, contains: str) -> dict[str, Any]:
+    """The interaction's first response message, once it contains `contains`."""
+
+    def ready() -> dict[str, Any] | None:
+        responses = api.responses(interaction)
+        return responses[0] if responses and contains in responses[0]["content"] else None
+
+    return await api.wait_for(ready, what=f"a response with {contains!r}")
+
+
+async def test_ask_defers_in_time_and_streams_into_the_original_response(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    model_server.enqueue(Script(reasoning="hmm " * 10, content="Forty-two, of course.", delay_s=0.01))
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(
+        world.general, world.alice, "ask", [option("prompt", "meaning of life?"), option("effort", "high")]
+    )
+    original = await response_text(api, interaction, "effort")
+    assert interaction.acknowledged and not interaction.late
+    assert interaction.response_type == 5  # deferred, "Seed is thinking..."
+    assert "Forty-two, of course." in original["content"]
+    assert not original["flags"] & EPHEMERAL
+    assert model_server.requests[-1].body["reasoning_effort"] == "high"
+    assert "meaning of life?" in last_user_text(model_server)
+    assert [m["id"] for m in api.bot_messages(world.general)] == [original["id"]]
+
+
+async def test_ask_with_an_image(world: World, start_bot: StartBot, model_server: FakeModelServer) -> None:
+    api = world.api
+    picture = api.add_attachment("cat.png", png(), "image/png")
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(
+        world.general,
+        world.alice,
+        "ask",
+        [option("prompt", "what is this?"), option("image", str(picture.id), ATTACHMENT)],
+        attachments=[picture],
+    )
+    await response_text(api, interaction, "effort")
+    assert len(request_parts(model_server, "image_url")) == 1
+
+
+@pytest.mark.parametrize("discord_api", [{"webhook_token_ttl_s": 0.5}], indirect=True)
+async def test_ask_continues_in_channel_messages_when_the_interaction_token_expires(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    answer = "Still going after the token expired. " * 12
+    model_server.enqueue(Script(content=answer, chunk_chars=12, delay_s=0.03))
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(world.general, world.alice, "ask", [option("prompt", "talk")])
+
+    def moved() -> list[dict[str, Any]]:
+        plain = [m for m in api.bot_messages(world.general) if "webhook_id" not in m]
+        return [m for m in plain if answer.strip() in m["content"] and "effort" in m["content"]]
+
+    continued = (await api.wait_for(moved, what="the answer in a channel message"))[0]
+    original = api.responses(interaction)[0]
+    assert continued["message_reference"]["message_id"] == original["id"]
+    assert continued["mentions"] == []  # continuing its own message pings nobody
+
+
+async def effort_reply(api: FakeDiscord, world: World, user: dict[str, Any], *options: dict[str, Any]) -> str:
+    interaction = await api.invoke_command(world.general, user, "effort", list(options))
+    message = await api.wait_for(lambda: api.responses(interaction), what="the /effort reply")
+    assert message[0]["flags"] & EPHEMERAL
+    return message[0]["content"]
+
+
+async def test_effort_shows_and_sets_levels_by_scope_with_admin_checks(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+    assert "**medium** (from the default)" in await effort_reply(api, world, world.alice)
+    assert "now **high**" in await effort_reply(api, world, world.alice, option("level", "high"))
+    assert "**high** (from your own setting)" in await effort_reply(api, world, world.alice)
+    refused = await effort_reply(api, world, world.bob, option("level", "low"), option("scope", "channel"))
+    assert "Only admins" in refused
+    await effort_reply(api, world, world.boss, option("level", "low"), option("scope", "channel"))
+    assert "**low** (from this channel's setting)" in await effort_reply(api, world, world.bob)
+    assert "**high**" in await effort_reply(api, world, world.alice)  # her own setting wins
+    await effort_reply(api, world, world.alice, option("level", "default"))
+    assert "**low** (from this channel's setting)" in await effort_reply(api, world, world.alice)
+
+
+async def test_cost_is_an_ephemeral_report(world: World, bot_answered: Bot) -> None:
+    api = world.api
+    interaction = await api.invoke_command(
+        world.general, world.alice, "cost", [option("scope", "me"), option("period", "today")]
+    )
+    report = await api.wait_for(
+        lambda: [m for m in api.responses(interaction) if m["content"]], what="the /cost report"
+    )
+    assert report[0]["flags"] & EPHEMERAL
+    assert "$" in report[0]["content"]
+
+
+async def test_summarize_reads_recent_channel_messages(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+    for author, text in [(world.alice, "We ship on Friday."), (world.bob, "QA needs one more day.")]:
+        await api.user_message(world.general, author, text)
+    interaction = await api.invoke_command(
+        world.general, world.boss, "summarize", [option("count", 5, INTEGER)]
+    )
+    await response_text(api, interaction, "effort")
+    context = last_user_text(model_server)
+    assert "We ship on Friday." in context and "QA needs one more day." in context
+    assert "Summarize the earlier messages" in context  # the summary instruction
+
+
+async def test_summarize_message_menu_reads_that_message(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+    target = await api.user_message(world.general, world.bob, "A very long design proposal about caching.")
+    await api.user_message(world.general, world.alice, "Something else entirely.")
+    interaction = await api.invoke_command(world.general, world.alice, "Summarize", target_message=target)
+    await response_text(api, interaction, "effort")
+    context = last_user_text(model_server)
+    assert "design proposal about caching" in context
+    assert "Something else entirely." not in context
+
+
+async def test_forget_deletes_my_stored_messages(world: World, bot_answered: Bot) -> None:
+    api = world.api
+    prompt = next(m for m in api.channel_messages(world.general) if m["author"]["id"] == world.alice["id"])
+    assert await bot_answered.service.conversation_for_message("discord", prompt["id"]) is not None
+    interaction = await api.invoke_command(world.general, world.alice, "forget")
+    done = await api.wait_for(
+        lambda: [m for m in api.responses(interaction) if "deleted" in m["content"]], what="/forget"
+    )
+    assert done[0]["flags"] & EPHEMERAL
+    assert await bot_answered.service.conversation_for_message("discord", prompt["id"]) is None

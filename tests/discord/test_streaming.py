@@ -1,0 +1,65 @@
+"""Streaming under Discord's limits: long answers, rate limits, and a gateway that drops mid-answer."""
+
+from __future__ import annotations
+
+import itertools
+
+from tests.discord.conftest import StartBot, World
+from tests.discord.test_messages import wait_answer
+from tests.fakes.model_server import FakeModelServer, Script
+
+PATCH_MESSAGE = "PATCH /channels/{channel}/messages/{message}"
+
+
+async def test_long_answers_continue_in_replies_without_breaking_code_blocks(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    code = "\n".join(f"    print('line {i:03d} of a long program')" for i in range(150))
+    answer = "Here is the program:\n\n```python\n" + code + "\n```\n\nThat is all."
+    assert len(answer) > 4000
+    model_server.enqueue(Script(content=answer, chunk_chars=400))
+    await start_bot()
+    prompt = await api.user_message(world.general, world.alice, world.mention("write a long program"))
+    await wait_answer(api, world.general, "That is all.")
+    parts = api.bot_messages(world.general)
+    assert len(parts) >= 3
+    assert all(len(part["content"]) <= 2000 for part in parts)
+    assert all(part["content"].count("```") % 2 == 0 for part in parts)  # every part's fences close
+    assert parts[0]["message_reference"]["message_id"] == prompt["id"]
+    for previous, part in itertools.pairwise(parts):
+        assert part["message_reference"]["message_id"] == previous["id"]
+    shown = "\n".join(part["content"] for part in parts)
+    assert all(f"line {i:03d}" in shown for i in range(150))
+    assert api.rate_limited == []
+
+
+async def test_a_429_on_an_edit_slows_down_and_the_final_text_still_lands(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    model_server.enqueue(Script(content="Rate limits are no obstacle. " * 8, chunk_chars=10, delay_s=0.02))
+    await start_bot()
+    api.force_429(PATCH_MESSAGE, retry_after=0.3, count=2)
+    await api.user_message(world.general, world.alice, world.mention("go"))
+    reply = await wait_answer(api, world.general, "no obstacle. Rate limits are no obstacle.")
+    assert len(api.rate_limited) == 2
+    assert reply["content"].count("Rate limits are no obstacle.") == 8
+
+
+async def test_a_dropped_gateway_mid_answer_resumes_and_answers_exactly_once(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    answer = "This answer survives a reconnect. " * 6
+    model_server.enqueue(Script(content=answer, chunk_chars=8, delay_s=0.03))
+    await start_bot()
+    await api.user_message(world.general, world.alice, world.mention("are you resilient?"))
+    await api.wait_for(lambda: api.bot_messages(world.general), what="the answer to start")
+    # Cut the connection and have Discord deliver the prompt again after the RESUME.
+    await api.gateway.drop(redeliver=("MESSAGE_CREATE",))
+    await wait_answer(api, world.general, answer.strip())
+    await api.wait_for(lambda: api.gateway.resumes == 1 and api.gateway.connected, what="the RESUME")
+    assert api.gateway.identifies == 1
+    assert len(model_server.requests) == 1
+    assert len(api.bot_messages(world.general)) == 1
