@@ -52,6 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run" and not set(args.platforms) <= {"slack", "discord"}:
         parser.error(f"run: unknown platform in {' '.join(args.platforms)!r}; choose slack or discord")
+    if args.command == "doctor":
+        from bots.doctor import doctor
+
+        # Doctor loads the settings itself, so bad ones become a row of its table, not an early exit.
+        code, table = asyncio.run(doctor(None, live=args.live))
+        print(table)
+        return code
     settings = _settings()
     if args.command == "ask":
         from bots.terminal.ask import ask
@@ -77,12 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("AIML_API_KEY is not set; create a key at https://aimlapi.com/app/keys", file=sys.stderr)
             return EXIT_CONFIG
         return asyncio.run(chat(settings))
-    if args.command == "doctor":
-        from bots.doctor import doctor
-
-        code, table = asyncio.run(doctor(settings, live=args.live))
-        print(table)
-        return code
     if args.command == "db":
         from core.store import StoreError, upgrade
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
+        # `SLACK_BOT_TOKEN=` (nothing after it) means "not set", as people write it in .env files.
+        env_ignore_empty=True,
         extra="ignore",
         populate_by_name=True,
         frozen=True,

@@ -82,14 +82,16 @@ class _InFlight:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, store: Store, client: ChatClient, media: MediaPipeline):
+    def __init__(
+        self, settings: Settings, store: Store, client: ChatClient, media: MediaPipeline, metrics: Metrics
+    ):
         self.settings = settings
         self.store = store
         self.client = client
         self.media = media
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
-        self.metrics = Metrics()
+        self.metrics = metrics
         self._locks = KeyedLocks()
         self._by_prompt: dict[tuple[str, str], _InFlight] = {}
         self._flights: set[_InFlight] = set()
@@ -102,7 +104,9 @@ class ChatService:
     async def open(cls, settings: Settings) -> ChatService:
         """Open the store (applying migrations), recover crashed replies, apply retention."""
         store = await open_store(settings)
-        service = cls(settings, store, ChatClient(settings), MediaPipeline(settings))
+        metrics = Metrics()
+        client = ChatClient(settings, on_retry=metrics.retry)
+        service = cls(settings, store, client, MediaPipeline(settings), metrics)
         service._recovered = await store.recover_streaming()
         await apply_retention(store, settings)
         return service

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -59,8 +59,15 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 class ChatClient:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient | None = None,
+        *,
+        on_retry: Callable[[], None] | None = None,
+    ):
         self._settings = settings
+        self._on_retry = on_retry
         self._http = http or build_http_client(settings)
         self._owns_http = http is None
         self._url = f"{settings.aiml_base_url}/chat/completions"
@@ -154,6 +161,8 @@ class ChatClient:
                 or time.monotonic() + delay > deadline
             ):
                 raise error
+            if self._on_retry is not None:
+                self._on_retry()
             log.warning(
                 "model API %s, retry %d in %.2fs",
                 type(error).__name__,

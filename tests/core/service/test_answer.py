@@ -237,3 +237,15 @@ async def test_crashed_reply_is_recovered_with_its_partial_text(make_settings):
     assert recovered[0].text.startswith("half an ans") and "restarted" in recovered[0].text
     assert await service.recover_interrupted("test", LIMITS) == []
     await service.close()
+
+
+async def test_metrics_count_answers_tokens_cost_edits_and_retries(service, model_server):
+    model_server.enqueue(Script(status=503), Script(reasoning="rrrr" * 5, content="fine", usd=0.5))
+    await service.answer(turn("q"), MemorySurface(LIMITS))
+    page = service.metrics.render().decode()
+    assert 'seedbot_requests_total{outcome="complete",platform="test"} 1.0' in page
+    assert 'seedbot_tokens_total{kind="reasoning"} 5.0' in page
+    assert "seedbot_cost_usd_total 0.5" in page
+    assert "seedbot_model_retries_total 1.0" in page
+    assert 'seedbot_edits_total{platform="test"}' in page
+    assert "seedbot_active_streams 0.0" in page
