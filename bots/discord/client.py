@@ -68,6 +68,10 @@ class SeedClient(discord.Client):
 
     # --- start-up ------------------------------------------------------------------------------
 
+    async def login(self, token: str) -> None:
+        self.endpoint_override.apply()  # before the first request: discord.py builds URLs from it
+        await super().login(token)
+
     async def setup_hook(self) -> None:
         """Runs after login, before the gateway connects: the REST API is usable, no events yet."""
         self._downloads = aiohttp.ClientSession()
@@ -127,6 +131,7 @@ class SeedClient(discord.Client):
         await super().close()
         if self._downloads is not None:
             await self._downloads.close()
+        self.endpoint_override.restore()
 
     # --- work tracking (graceful shutdown) -------------------------------------------------------
 
@@ -160,6 +165,8 @@ class SeedClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         if not self.accepting or message.author.bot or message.webhook_id is not None:
+            return
+        if self.user is None or message.author.id == self.user.id:
             return
         if message.type not in ANSWERED_TYPES:
             return

@@ -36,7 +36,8 @@ class DiscordStartupError(Exception):
 def build_discord_client(
     settings: Settings, service: ChatService, *, guild_ready_timeout: float = 2.0
 ) -> SeedClient:
-    """A client pointed at DISCORD_API_BASE / DISCORD_GATEWAY_URL (process-wide, see endpoints.py)."""
+    """A discord.py client for seedbot; `login()` points discord.py at DISCORD_API_BASE and
+    DISCORD_GATEWAY_URL (process-wide, see endpoints.py) and `close()` puts the defaults back."""
     override = EndpointOverride(settings.discord_api_base, settings.discord_gateway_url)
     return SeedClient(settings, service, endpoint_override=override, guild_ready_timeout=guild_ready_timeout)
 
@@ -58,7 +59,6 @@ class DiscordRunner:
 
     async def start(self, *, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         assert self.settings.discord_bot_token is not None
-        self.client.endpoint_override.apply()
         try:
             await self.client.login(self.settings.discord_bot_token.get_secret_value())
         except discord.LoginFailure:
@@ -104,7 +104,6 @@ class DiscordRunner:
 
     async def _abort(self) -> None:
         await self.client.close()
-        self.client.endpoint_override.restore()
 
     async def _fail(self, gateway: asyncio.Task[None]) -> None:
         """Wait for the gateway task; turn a fatal ending into a one-line DiscordStartupError."""

@@ -42,11 +42,14 @@ def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool)
 
 
 def _retry_after(error: discord.HTTPException) -> float:
-    header = error.response.headers.get("Retry-After") if error.response is not None else None
-    try:
-        return max(float(header), 0.0) if header else TRANSIENT_RETRY_S
-    except ValueError:
-        return TRANSIENT_RETRY_S
+    """From the 429's headers: the precise X-RateLimit-Reset-After, else the whole-second Retry-After."""
+    headers = error.response.headers if error.response is not None else {}
+    for name in ("X-RateLimit-Reset-After", "Retry-After"):
+        try:
+            return max(float(headers[name]), 0.0)
+        except (KeyError, ValueError):
+            continue
+    return TRANSIENT_RETRY_S
 
 
 def surface_error(error: BaseException) -> Exception:
