@@ -52,7 +52,6 @@ class DiscordRunner:
         self.client = build_discord_client(settings, service, guild_ready_timeout=guild_ready_timeout)
         self._gateway: asyncio.Task[None] | None = None
 
-    @property
     def ready(self) -> bool:
         """Connected to the gateway (for /readyz)."""
         return self.client.is_ready() and not self.client.is_closed()

@@ -23,7 +23,7 @@ async def test_connects_with_the_needed_intents_and_finds_the_gateway_through_th
 ) -> None:
     bot = await start_bot()
     api = world.api
-    assert bot.runner.ready
+    assert bot.runner.ready()
     assert ("GET", "/api/v10/gateway/bot") in [(r.method, r.path) for r in api.requests]
     assert api.gateway.current is not None
     assert api.gateway.current.intents == GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT

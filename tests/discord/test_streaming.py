@@ -64,3 +64,19 @@ async def test_a_dropped_gateway_mid_answer_resumes_and_answers_exactly_once(
     assert api.gateway.identifies == 1
     assert len(model_server.requests) == 1
     assert len(api.bot_messages(world.general)) == 1
+
+
+async def test_stopping_lets_an_answer_in_flight_finish_then_disconnects(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    answer = "Finished before shutting down. " * 4
+    model_server.enqueue(Script(content=answer, chunk_chars=8, delay_s=0.03))
+    bot = await start_bot()
+    await api.user_message(world.general, world.alice, world.mention("one more thing"))
+    await api.wait_for(lambda: api.bot_messages(world.general), what="the answer to start")
+    await bot.runner.stop(grace_s=10)
+    assert not bot.runner.ready()
+    (reply,) = api.bot_messages(world.general)
+    assert answer.strip() in reply["content"]
+    await api.wait_for(lambda: not api.gateway.connected, what="the gateway connection to close")
