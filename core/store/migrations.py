@@ -158,5 +158,60 @@ _INITIAL = (
     " ON budget_reservations (platform, workspace, user_id, created_at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+_ROLLUP_SUMS = """
+            requests = requests + excluded.requests,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+            cached_tokens = cached_tokens + excluded.cached_tokens,
+            usd_nanos = usd_nanos + excluded.usd_nanos"""
+
+# All-time reports and monthly budgets read a monthly roll-up: its size grows with months, not days.
+_MONTHLY_ROLLUP = (
+    """
+    CREATE TABLE usage_monthly (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        month TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        usd_nanos INTEGER NOT NULL,
+        PRIMARY KEY (platform, workspace, month, channel, user_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX usage_monthly_by_user ON usage_monthly (platform, workspace, user_id, month)",
+    "CREATE INDEX usage_monthly_by_channel ON usage_monthly (platform, workspace, channel, month)",
+    """
+    INSERT INTO usage_monthly
+    SELECT platform, workspace, substr(day, 1, 7), channel, user_id, SUM(requests), SUM(prompt_tokens),
+           SUM(completion_tokens), SUM(reasoning_tokens), SUM(cached_tokens), SUM(usd_nanos)
+    FROM usage_daily GROUP BY platform, workspace, substr(day, 1, 7), channel, user_id
+    """,
+    "DROP TRIGGER usage_ledger_rollup",
+    f"""
+    CREATE TRIGGER usage_ledger_rollup AFTER INSERT ON usage_ledger BEGIN
+        INSERT INTO usage_daily (platform, workspace, day, channel, user_id, requests, prompt_tokens,
+                                 completion_tokens, reasoning_tokens, cached_tokens, usd_nanos)
+        VALUES (new.platform, new.workspace, new.day, new.channel, new.user_id, 1, new.prompt_tokens,
+                new.completion_tokens, new.reasoning_tokens, new.cached_tokens, new.usd_nanos)
+        ON CONFLICT (platform, workspace, day, channel, user_id) DO UPDATE SET {_ROLLUP_SUMS};
+        INSERT INTO usage_monthly (platform, workspace, month, channel, user_id, requests, prompt_tokens,
+                                   completion_tokens, reasoning_tokens, cached_tokens, usd_nanos)
+        VALUES (new.platform, new.workspace, substr(new.day, 1, 7), new.channel, new.user_id, 1,
+                new.prompt_tokens, new.completion_tokens, new.reasoning_tokens, new.cached_tokens,
+                new.usd_nanos)
+        ON CONFLICT (platform, workspace, month, channel, user_id) DO UPDATE SET {_ROLLUP_SUMS};
+    END
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "monthly usage roll-up", _MONTHLY_ROLLUP),
+)
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -411,17 +411,17 @@ class SqliteStore:
         return await self._write(body)
 
     async def usage_totals(self, where: UsageFilter, since: date | None = None) -> UsageTotals:
-        condition, params = _usage_condition(where, since)
-        rows = await self._read(f"SELECT {_TOTAL_COLUMNS} FROM usage_daily WHERE {condition}", params)
+        table, condition, params = _usage_query(where, since)
+        rows = await self._read(f"SELECT {_TOTAL_COLUMNS} FROM {table} WHERE {condition}", params)
         return _totals(rows[0])
 
     async def usage_breakdown(
         self, where: UsageFilter, by: UsageGroupBy, since: date | None = None, limit: int = 10
     ) -> list[UsageGroup]:
         column = _GROUP_COLUMNS[by]
-        condition, params = _usage_condition(where, since)
+        table, condition, params = _usage_query(where, since)
         rows = await self._read(
-            f"SELECT {column}, {_TOTAL_COLUMNS} FROM usage_daily WHERE {condition} GROUP BY {column}"
+            f"SELECT {column}, {_TOTAL_COLUMNS} FROM {table} WHERE {condition} GROUP BY {column}"
             f" ORDER BY SUM(usd_nanos) DESC, SUM(requests) DESC, {column} LIMIT ?",
             (*params, max(limit, 0)),
         )
@@ -432,7 +432,7 @@ class SqliteStore:
     async def reserve_budget(self, request: ReservationRequest) -> Reservation | BudgetRefusal:
         amount = _nanos(request.amount, ROUND_CEILING)
         today = request.at.astimezone(UTC).date()
-        month_start = today.replace(day=1).isoformat()
+        month = today.isoformat()[:7]
         live_since = (request.at - RESERVATION_TTL).timestamp()
         key = (request.platform, request.workspace)
 
@@ -443,14 +443,14 @@ class SqliteStore:
                 "   WHERE platform = ? AND workspace = ? AND user_id = ? AND day = ?),"
                 " (SELECT COALESCE(SUM(amount_nanos), 0) FROM budget_reservations"
                 "   WHERE platform = ? AND workspace = ? AND user_id = ? AND created_at >= ?),"
-                " (SELECT COALESCE(SUM(usd_nanos), 0) FROM usage_daily"
-                "   WHERE platform = ? AND workspace = ? AND day >= ?),"
+                " (SELECT COALESCE(SUM(usd_nanos), 0) FROM usage_monthly"
+                "   WHERE platform = ? AND workspace = ? AND month = ?),"
                 " (SELECT COALESCE(SUM(amount_nanos), 0) FROM budget_reservations"
                 "   WHERE platform = ? AND workspace = ? AND created_at >= ?)",
                 (
                     *key, request.user, today.isoformat(),
                     *key, request.user, live_since,
-                    *key, month_start,
+                    *key, month,
                     *key, live_since,
                 ),
             )  # fmt: skip
@@ -544,6 +544,8 @@ async def _connect(path: Path, busy_timeout_s: float) -> aiosqlite.Connection:
         await connection.execute("PRAGMA foreign_keys = ON")
         # With WAL, NORMAL loses no committed transaction on a process crash (only on power loss).
         await connection.execute("PRAGMA synchronous = NORMAL")
+        # Report and budget queries walk roll-up indexes; SQLite's default 2 MB page cache thrashes on them.
+        await connection.execute("PRAGMA cache_size = -32768")
     except BaseException:
         await connection.close()
         raise
@@ -596,7 +598,8 @@ def _key_params(key: ConversationKey) -> tuple[str, str, str, str]:
     return (key.platform, key.workspace, key.channel, key.thread)
 
 
-def _usage_condition(where: UsageFilter, since: date | None) -> tuple[str, list[Any]]:
+def _usage_query(where: UsageFilter, since: date | None) -> tuple[str, str, list[Any]]:
+    """The roll-up table to read (monthly for all time, daily for a period) and its WHERE clause."""
     clauses = ["platform = ?"]
     params: list[Any] = [where.platform]
     for column, value in (
@@ -607,10 +610,11 @@ def _usage_condition(where: UsageFilter, since: date | None) -> tuple[str, list[
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    if since is not None:
-        clauses.append("day >= ?")
-        params.append(since.isoformat())
-    return " AND ".join(clauses), params
+    if since is None:
+        return "usage_monthly", " AND ".join(clauses), params
+    clauses.append("day >= ?")
+    params.append(since.isoformat())
+    return "usage_daily", " AND ".join(clauses), params
 
 
 def _totals(row: Sequence[int]) -> UsageTotals:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import signal
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ import pytest
 from core.config import Settings, load_settings
 from core.models import AttachmentMeta
 from core.store import open_store, upgrade
-from core.store.base import StoreError
-from core.store.migrations import LATEST_VERSION
+from core.store.base import StoreError, UsageFilter
+from core.store.migrations import LATEST_VERSION, MIGRATIONS
+from tests.core.store.entries import entry
 from tests.core.store.processes import expect_line, finish, go, start_worker
 from tests.core.store.worker import SHARED
 
@@ -31,6 +33,31 @@ async def test_a_new_database_is_migrated_to_the_latest_version(tmp_path: Path) 
     with sqlite3.connect(tmp_path / "new.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
+
+
+async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0].statements:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO usage_ledger (request_id, at, day, platform, workspace, channel, user_id, model,"
+            " effort, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, usd_nanos,"
+            " cost_source, ttft_s, latency_s, outcome)"
+            " VALUES ('old', 0, '2026-04-30', 'slack', 'T1', 'C1', 'U1', 'm', 'low',"
+            " 10, 20, 5, 1, 3000000, 'reported', 1, 2, 'ok')"
+        )
+
+    assert await upgrade(sqlite_settings(path)) == LATEST_VERSION
+
+    store = await open_store(sqlite_settings(path))
+    try:
+        await store.record_usage(entry(request_id="new", usd=Decimal("0.001")))
+        everything = await store.usage_totals(UsageFilter("slack", "T1"))
+        assert (everything.requests, everything.usd) == (2, Decimal("0.004"))
+    finally:
+        await store.close()
 
 
 async def test_deleting_a_message_deletes_its_attachments(tmp_path: Path) -> None:
