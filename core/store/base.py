@@ -241,7 +241,8 @@ class Store(Protocol):
 
     async def recover_streaming(self) -> list[StoredMessage]:
         """Mark replies left `streaming` by a crash as `interrupted` and return them (already updated), so
-        the adapters can fix the visible messages. Call once at start-up, before taking new work."""
+        the adapters can fix the visible messages. Call once at start-up, before taking new work; it
+        cannot tell a crashed process from a live one, so only one bot instance may use a database."""
         ...
 
     # --- settings by scope ---------------------------------------------------------------------------

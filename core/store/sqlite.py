@@ -437,6 +437,7 @@ class SqliteStore:
         key = (request.platform, request.workspace)
 
         async def body(db: aiosqlite.Connection) -> Reservation | BudgetRefusal:
+            await db.execute("DELETE FROM budget_reservations WHERE created_at < ?", (live_since,))
             rows = await db.execute_fetchall(
                 "SELECT"
                 " (SELECT COALESCE(SUM(usd_nanos), 0) FROM usage_daily"

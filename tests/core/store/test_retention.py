@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from core.config import Settings
 from core.models import AttachmentMeta, ConversationKey
+from core.store import apply_retention
 from core.store.base import Store, UsageFilter
 from tests.core.store.entries import NOW, entry
 
@@ -61,3 +63,13 @@ async def test_forgetting_a_user_removes_their_data_but_not_other_peoples(store:
     assert await store.get_setting("effort", "user", "slack", "U2") == "low"
     # Spend stays on the books, or forgetting would reset a budget.
     assert (await store.usage_totals(UsageFilter("slack", user="U1"))).usd == Decimal("0.01")
+
+
+async def test_retention_follows_the_setting(settings: Settings, store: Store) -> None:
+    await store.add_message(SHARED, "user", "U1", "Ann", "ancient", at=NOW - timedelta(days=100))
+    await store.add_message(SHARED, "user", "U1", "Ann", "recent", at=NOW - timedelta(days=2))
+
+    assert await apply_retention(store, settings, now=NOW) == 0  # unset: keep everything
+    assert await apply_retention(store, settings.model_copy(update={"retention_days": 30}), now=NOW) == 1
+
+    assert [m.text for m in await store.conversation(SHARED)] == ["recent"]
