@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,23 +11,12 @@ import pytest
 
 from tests.discord.conftest import populate
 from tests.fakes.discord import BOT_TOKEN, FakeDiscord
-from tests.fakes.model_server import API_KEY, Script
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.fakes.model_server import Script
+from tests.process import REPO, SEEDBOT, seedbot_environment
 
 
 def environment(model_server, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AIML_", "SEEDBOT_", "SLACK_", "DISCORD_"))
-    }
-    env.update(
-        AIML_API_KEY=API_KEY,
-        AIML_BASE_URL=model_server.base_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
-        SEEDBOT_MAX_TOKENS="1024",
-    )
-    env.update(extra)
-    return env
+    return seedbot_environment(model_server, tmp_path / "run.db", **extra)
 
 
 class Seedbot:
@@ -41,9 +28,7 @@ class Seedbot:
 
     async def __aenter__(self) -> Seedbot:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bots.cli",
+            *SEEDBOT,
             "run",
             *self.args,
             env=self.env,
@@ -132,39 +117,33 @@ async def test_answers_on_discord_and_serves_health_readiness_and_metrics(
     assert code == 0
 
 
-async def test_sigterm_mid_stream_finalises_the_answer_as_interrupted(model_server, tmp_path, discord_api):
+async def sigterm_during_answer(discord_api, env: dict[str, str], prompt: str, first_words: str) -> str:
+    """Start the bot, let an answer begin, SIGTERM the process; the final text of the answer."""
     world = populate(discord_api)
-    env = environment(model_server, tmp_path, SEEDBOT_SHUTDOWN_GRACE_S="0.5", **discord_env(discord_api))
-    model_server.enqueue(Script(content="tick " * 400, chunk_chars=5, delay_s=0.05))
     async with Seedbot(env) as bot:
         await discord_api.wait_ready(within_s=20)
-        await discord_api.user_message(world.general, world.alice, world.mention("count"))
+        await discord_api.user_message(world.general, world.alice, world.mention(prompt))
         await discord_api.wait_for(
-            lambda: any("tick" in m["content"] for m in discord_api.bot_messages(world.general)),
+            lambda: any(first_words in m["content"] for m in discord_api.bot_messages(world.general)),
             within_s=20,
             what="the answer to start",
         )
         code, _ = await bot.terminate()
     assert code == 0
-    final = discord_api.bot_messages(world.general)[-1]["content"]
+    return discord_api.bot_messages(world.general)[-1]["content"]
+
+
+async def test_sigterm_mid_stream_finalises_the_answer_as_interrupted(model_server, tmp_path, discord_api):
+    env = environment(model_server, tmp_path, SEEDBOT_SHUTDOWN_GRACE_S="0.5", **discord_env(discord_api))
+    model_server.enqueue(Script(content="tick " * 400, chunk_chars=5, delay_s=0.05))
+    final = await sigterm_during_answer(discord_api, env, "count", "tick")
     assert final.startswith("tick")
     assert "shutting down" in final
 
 
 async def test_sigterm_lets_a_short_answer_finish_within_the_grace(model_server, tmp_path, discord_api):
-    world = populate(discord_api)
     env = environment(model_server, tmp_path, SEEDBOT_SHUTDOWN_GRACE_S="20", **discord_env(discord_api))
     model_server.enqueue(Script(content="almost done " * 20, chunk_chars=6, delay_s=0.02))
-    async with Seedbot(env) as bot:
-        await discord_api.wait_ready(within_s=20)
-        await discord_api.user_message(world.general, world.alice, world.mention("finish"))
-        await discord_api.wait_for(
-            lambda: any("almost" in m["content"] for m in discord_api.bot_messages(world.general)),
-            within_s=20,
-            what="the answer to start",
-        )
-        code, _ = await bot.terminate()
-    assert code == 0
-    final = discord_api.bot_messages(world.general)[-1]["content"]
+    final = await sigterm_during_answer(discord_api, env, "finish", "almost")
     assert final.count("almost done") == 20
     assert "⚠️" not in final

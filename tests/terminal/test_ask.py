@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-from tests.fakes.model_server import API_KEY, Script
-
-SEEDBOT = [sys.executable, "-m", "bots.cli"]
-REPO = Path(__file__).resolve().parents[2]
+from tests.fakes.model_server import Script
+from tests.process import REPO, SEEDBOT, seedbot_environment
 
 
 async def seedbot(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -25,17 +21,7 @@ async def seedbot(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 def environment(model_server, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AIML_", "SEEDBOT_", "SLACK_", "DISCORD_"))
-    }
-    env.update(
-        AIML_API_KEY=API_KEY,
-        AIML_BASE_URL=model_server.base_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'ask.db'}",
-        SEEDBOT_MAX_TOKENS="2048",
-    )
-    env.update(extra)
-    return env
+    return seedbot_environment(model_server, tmp_path / "ask.db", **extra)
 
 
 async def test_streams_reasoning_then_answer_then_footer(model_server, tmp_path):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 from PIL import Image
 
 from tests.fakes.model_server import Script
-from tests.terminal.test_ask import REPO, environment
+from tests.process import REPO, SEEDBOT
+from tests.terminal.test_ask import environment
 
 
 async def chat(stdin: str, env: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots.cli",
+        *SEEDBOT,
         "chat",
         env=env,
         cwd=REPO,
