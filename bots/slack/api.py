@@ -1,0 +1,77 @@
+"""slack-sdk clients pointed at `SLACK_API_URL`, and Slack's failures in the reply engine's terms.
+
+Two clients share the bot token: `replies` never waits out a 429 itself (the reply engine's pacer
+owns the pace of posts and edits, and coalesces text while it waits), `reads` does, once, for
+everything else (history, users, files, ephemeral notices).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from core.config import Settings
+from core.reply.surface import SurfaceError, SurfaceRateLimited
+
+API_TIMEOUT_S = 30
+TRANSIENT_RETRY_S = 1.0
+
+
+def web_client(settings: Settings, *, waits_out_rate_limits: bool) -> AsyncWebClient:
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    handlers = [AsyncConnectionErrorRetryHandler()]
+    if waits_out_rate_limits:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=API_TIMEOUT_S,
+        retry_handlers=handlers,
+    )
+
+
+def error_code(error: SlackApiError) -> str:
+    """Slack's machine-readable reason (`invalid_auth`, `ratelimited`, `not_in_channel`...)."""
+    return str(error.response.get("error") or f"HTTP {error.response.status_code}")
+
+
+def is_rate_limited(error: SlackApiError) -> bool:
+    return error.response.status_code == 429 or error_code(error) == "ratelimited"
+
+
+def retry_after(error: SlackApiError) -> float:
+    header = error.response.headers.get("Retry-After") if error.response.headers else None
+    try:
+        return max(float(header), 0.0) if header is not None else TRANSIENT_RETRY_S
+    except ValueError:
+        return TRANSIENT_RETRY_S
+
+
+def surface_error(error: BaseException) -> Exception:
+    """Pause and retry (429, Slack's own trouble, the network) or give up on this message."""
+    if isinstance(error, SlackApiError):
+        if is_rate_limited(error):
+            return SurfaceRateLimited(retry_after(error))
+        if error.response.status_code >= 500:
+            return SurfaceRateLimited(TRANSIENT_RETRY_S)
+        return SurfaceError(f"Slack refused the message ({error_code(error)})")
+    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        return SurfaceRateLimited(TRANSIENT_RETRY_S)
+    return SurfaceError(str(error) or type(error).__name__)
+
+
+@contextlib.asynccontextmanager
+async def platform_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
+        raise surface_error(error) from error

@@ -1,0 +1,71 @@
+"""The slack-bolt `AsyncApp` for seedbot: which Slack requests go to which handler.
+
+`process_before_response=True`: Bolt answers Slack only after a listener returns, and every
+listener here returns at once (it acknowledges and spawns the work), so the acknowledgement always
+leaves within Slack's 3 seconds, and any work it started is already tracked when Slack sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bots.slack import commands, events
+from bots.slack.bot import SlackBot
+from core.config import Settings
+
+if TYPE_CHECKING:
+    from core.service import ChatService
+
+Ack = Any  # slack_bolt.context.ack.async_ack.AsyncAck; Bolt injects listener arguments by name
+
+
+class SeedSlackApp(AsyncApp):
+    """An AsyncApp that carries the state its handlers share."""
+
+    seed: SlackBot
+
+
+def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
+    bot = SlackBot(settings, service)
+    secret = settings.slack_signing_secret
+    app = SeedSlackApp(
+        name="seedbot",
+        logger=logging.getLogger("seedbot.slack.bolt"),
+        client=bot.reads,
+        signing_secret=secret.get_secret_value() if secret is not None else "",
+        process_before_response=True,
+    )
+    app.seed = bot
+
+    @app.event("message")
+    async def message(ack: Ack, event: dict[str, Any], body: dict[str, Any]) -> None:
+        await ack()
+        events.route_message(bot, event, body)
+
+    @app.event("app_mention")
+    async def app_mention(ack: Ack, event: dict[str, Any], body: dict[str, Any]) -> None:
+        await ack()
+        events.route_message(bot, event, body)
+
+    @app.event("assistant_thread_started")
+    async def assistant_thread_started(ack: Ack, event: dict[str, Any]) -> None:
+        await ack()
+        bot.spawn(events.on_assistant_thread_started(bot, event), "assistant thread")
+
+    @app.event("assistant_thread_context_changed")
+    async def assistant_thread_context_changed(ack: Ack) -> None:
+        await ack()  # the channel someone is looking at does not change the answers
+
+    @app.command("/seed")
+    async def seed(ack: Ack, command: dict[str, Any], respond: Any) -> None:
+        await commands.on_command(bot, ack, command, respond)
+
+    @app.shortcut(commands.SHORTCUT_ID)
+    async def summarize(ack: Ack, shortcut: dict[str, Any], respond: Any) -> None:
+        await ack()
+        bot.spawn(commands.on_summarize_shortcut(bot, shortcut, respond), "shortcut")
+
+    return app

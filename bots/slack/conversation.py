@@ -1,0 +1,131 @@
+"""Which conversation a Slack message belongs to, its text as the model should read it, and the
+earlier messages of a thread or channel that come along as context.
+
+Keys: a thread is a conversation (`thread` = the thread's root ts); a top-level DM message belongs to
+the DM's running conversation (`thread` = ""). A mention at the top of a channel is answered in its
+own thread, so it starts a conversation named after its own ts.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.api import error_code
+from bots.slack.files import SlackFiles
+from core.models import ConversationKey, HistoryMessage
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# Earlier messages of a thread sent along as context (one conversations.replies call fetches them).
+THREAD_CONTEXT_MESSAGES = 40
+THREAD_FETCH_LIMIT = 200
+# Message subtypes that are someone writing something; joins, topic changes and the like are not.
+PROMPT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+PEOPLE_CACHE_SIZE = 2000
+
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#[CG][A-Z0-9]+\|([^>]*)>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
+
+
+def conversation_key(team: str, channel: str, thread_ts: str | None) -> ConversationKey:
+    return ConversationKey(PLATFORM, team, channel, thread_ts or "")
+
+
+def is_dm(channel: str) -> bool:
+    return channel.startswith("D")
+
+
+class People:
+    """Display names by user id, from `users.info`, remembered (a bounded cache)."""
+
+    def __init__(self, client: AsyncWebClient):
+        self._client = client
+        self._names: dict[str, str] = {}
+
+    async def name(self, user: str) -> str:
+        if user in self._names:
+            return self._names[user]
+        try:
+            response = await self._client.users_info(user=user)
+        except SlackApiError as error:
+            log.info("no name for %s (%s)", user, error_code(error))
+            return user
+        info = response["user"]
+        profile = info.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        if len(self._names) >= PEOPLE_CACHE_SIZE:
+            self._names.pop(next(iter(self._names)))
+        self._names[user] = name
+        return name
+
+
+async def readable_text(text: str, bot_user_id: str, people: People) -> str:
+    """Slack's markup as plain words: the bot's own mention dropped, people and channels by name."""
+    text = text.replace(f"<@{bot_user_id}>", "")
+    for user in dict.fromkeys(_USER.findall(text)):
+        name = await people.name(user)
+        text = re.sub(rf"<@{user}(?:\|[^>]*)?>", f"@{name}", text)
+    text = _CHANNEL.sub(r"#\1", text)
+    text = _SPECIAL.sub(r"@\1", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return html.unescape(text).strip()
+
+
+async def history_message(
+    message: Mapping[str, Any], *, bot_user_id: str, people: People, files: SlackFiles
+) -> HistoryMessage:
+    user = str(message.get("user") or message.get("bot_id") or "someone")
+    own = user == bot_user_id
+    return HistoryMessage(
+        role="assistant" if own else "user",
+        author="Seed" if own else await people.name(user),
+        text=await readable_text(str(message.get("text") or ""), bot_user_id, people),
+        message_id=str(message.get("ts")),
+        attachments=files.sources(message.get("files")),
+    )
+
+
+def _said_by_a_person(message: Mapping[str, Any]) -> bool:
+    return (
+        bool(message.get("user")) and not message.get("bot_id") and message.get("subtype") in PROMPT_SUBTYPES
+    )
+
+
+async def thread_context(
+    client: AsyncWebClient,
+    *,
+    channel: str,
+    thread_ts: str,
+    before_ts: str,
+    bot_user_id: str,
+    people: People,
+    files: SlackFiles,
+) -> list[HistoryMessage]:
+    """The thread's earlier human messages (the root included), oldest first, at most
+    THREAD_CONTEXT_MESSAGES of the latest. The bot's own replies are in the store already."""
+    try:
+        response = await client.conversations_replies(channel=channel, ts=thread_ts, limit=THREAD_FETCH_LIMIT)
+    except SlackApiError as error:
+        log.warning(
+            "could not read thread %s in %s (%s); answering without it", thread_ts, channel, error_code(error)
+        )
+        return []
+    earlier = [
+        m
+        for m in response.get("messages") or []
+        if float(m["ts"]) < float(before_ts) and _said_by_a_person(m)
+    ]
+    return [
+        await history_message(m, bot_user_id=bot_user_id, people=people, files=files)
+        for m in earlier[-THREAD_CONTEXT_MESSAGES:]
+    ]
