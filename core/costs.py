@@ -1,8 +1,8 @@
 """Money: the price table, what a call cost, budgets (reserve before a call, settle after) and /cost reports.
 
-Budgets work in two steps so that concurrent requests cannot overspend: `reserve()` holds the call's
-worst case (its estimated prompt plus `max_tokens` of output, priced) atomically in the store and refuses
-when that does not fit; `settle()` replaces the hold with what the call really cost.
+Budgets work in two steps so that concurrent requests cannot overspend: `BudgetPolicy.reserve()` holds
+the call's worst case (its estimated prompt plus `max_tokens` of output, priced) atomically in the store
+and refuses when that does not fit; `BudgetPolicy.settle()` replaces the hold with the real cost.
 """
 
 from __future__ import annotations
