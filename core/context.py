@@ -2,7 +2,8 @@
 
 The prompt must fit the model's context minus the reply's `max_tokens`. Token counts are estimated
 conservatively (no tokenizer for the model is published): about one token per three UTF-8 bytes, which
-over-counts English and counts each CJK character as a token, plus fixed costs for images and videos.
+over-counts English and counts each CJK character as a token, plus the media pipeline's estimates for
+images (by pixel size) and videos (by duration).
 When the conversation does not fit, the oldest messages go first; media of older turns are replaced by a
 short mention so that a long thread full of pictures does not cost a fortune on every turn.
 """
@@ -16,20 +17,15 @@ from core.config import Settings
 from core.llm.types import (
     AssistantMessage,
     ContentPart,
-    ImagePart,
     Message,
     SystemMessage,
     TextPart,
     UserMessage,
-    VideoPart,
 )
+from core.media.tokens import estimate_text_tokens, estimate_tokens
 from core.models import AttachmentMeta
 from core.store.base import StoredMessage
 
-# Fixed, deliberately high costs: an image at the default 2048 px long side is about 4k tokens for
-# vision encoders with 28 px patches; a sampled video is many frames of that.
-IMAGE_TOKENS = 4_096
-VIDEO_TOKENS = 32_768
 # Role markers and separators the chat template adds around every message.
 MESSAGE_OVERHEAD_TOKENS = 8
 
@@ -67,18 +63,6 @@ class AssembledContext:
         return f"using the last {self.used_turns} message{'' if self.used_turns == 1 else 's'}"
 
 
-def estimate_text_tokens(text: str) -> int:
-    return -(-len(text.encode("utf-8")) // 3)
-
-
-def estimate_part_tokens(part: ContentPart) -> int:
-    if isinstance(part, ImagePart):
-        return IMAGE_TOKENS
-    if isinstance(part, VideoPart):
-        return VIDEO_TOKENS
-    return estimate_text_tokens(part.text)
-
-
 def estimate_message_tokens(message: Message) -> int:
     content = message.content
     if content is None:
@@ -86,7 +70,7 @@ def estimate_message_tokens(message: Message) -> int:
     elif isinstance(content, str):
         body = estimate_text_tokens(content)
     else:
-        body = sum(estimate_part_tokens(part) for part in content)
+        body = sum(estimate_tokens(part) for part in content)
     return MESSAGE_OVERHEAD_TOKENS + body
 
 

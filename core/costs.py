@@ -15,8 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from core.config import Settings
-from core.context import estimate_text_tokens
 from core.llm.types import CompletionResult
+from core.media.tokens import estimate_text_tokens
 from core.models import ConversationKey, Platform
 from core.store.base import (
     UNLIMITED,

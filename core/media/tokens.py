@@ -85,10 +85,15 @@ def _data_url_image_size(url: str) -> tuple[int, int] | None:
     return None
 
 
+def estimate_text_tokens(text: str) -> int:
+    """UTF-8 bytes / 3, rounded up: generous for English, one token per CJK character."""
+    return math.ceil(len(text.encode("utf-8")) / TEXT_BYTES_PER_TOKEN)
+
+
 def estimate_tokens(part: ContentPart) -> int:
     """A conservative token count for one content part."""
     if isinstance(part, TextPart):
-        return math.ceil(len(part.text.encode("utf-8")) / TEXT_BYTES_PER_TOKEN) + 1
+        return estimate_text_tokens(part.text) + 1
     if isinstance(part, SizedImagePart):
         return image_tokens(part._width, part._height, part.image_url.detail)
     if isinstance(part, ImagePart):

@@ -9,12 +9,10 @@ import pytest
 
 from core.config import Settings, load_settings
 from core.context import (
-    IMAGE_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
     ContextTooLarge,
     NewTurn,
     assemble_context,
-    estimate_text_tokens,
 )
 from core.llm.types import (
     AssistantMessage,
@@ -28,6 +26,7 @@ from core.llm.types import (
     VideoPart,
     VideoURL,
 )
+from core.media.tokens import UNKNOWN_IMAGE_TOKENS, estimate_text_tokens
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Role
 from core.store.base import StoredMessage
 
@@ -159,7 +158,7 @@ def test_recent_media_are_resent_and_older_ones_become_mentions() -> None:
 
 def test_media_that_do_not_fit_become_mentions_but_the_message_stays() -> None:
     history = [stored(1, text="look", attachments=(photo("big.jpg"),))]
-    config = settings(SEEDBOT_CONTEXT_TOKENS=1024 + IMAGE_TOKENS // 2, SEEDBOT_MAX_TOKENS=1024)
+    config = settings(SEEDBOT_CONTEXT_TOKENS=1024 + UNKNOWN_IMAGE_TOKENS // 2, SEEDBOT_MAX_TOKENS=1024)
 
     context = assemble_context(history, ANN, settings=config, media_parts=lambda meta: [image_part("big")])
 
@@ -184,7 +183,7 @@ def test_the_new_turn_keeps_its_media_and_counts_them() -> None:
     context = assemble_context([], turn, settings=settings())
 
     assert context.messages[-1] == UserMessage(content=list(turn.parts))
-    assert context.estimated_prompt_tokens > IMAGE_TOKENS
+    assert context.estimated_prompt_tokens > UNKNOWN_IMAGE_TOKENS
 
 
 def test_in_a_multi_user_conversation_each_human_message_names_its_author() -> None:
