@@ -29,7 +29,7 @@ from bots.slack.conversation import (
     history_message,
     is_dm,
 )
-from bots.slack.surface import EphemeralSurface, Respond, markdown_block
+from bots.slack.surface import EphemeralSurface, Respond
 from core.config import EFFORTS
 from core.models import HistoryMessage, Turn
 
@@ -244,7 +244,7 @@ async def _run(bot: SlackBot, command: Command, where: Invocation) -> None:
                 period=period,
                 include_top=admin,
             )
-            await where.respond(text=report, blocks=[markdown_block(report)])
+            await where.respond(text=report)
         case Summarize():
             await _summarize_channel(bot, where, command)
         case Forget():

@@ -162,6 +162,7 @@ class Call:
 class StoredFile:
     info: dict[str, Any]
     data: bytes
+    redirect_to: str | None = None  # Slack's file host answers with a redirect there
 
 
 class FakeSlack:
@@ -262,10 +263,12 @@ class FakeSlack:
         *,
         owner: str,
         url_private: str | None = None,
+        redirect_to: str | None = None,
         check_file_info: bool = False,
     ) -> dict[str, Any]:
         """A file as it appears in a message event (`check_file_info`: only its id, like Slack
-        Connect channels); `url_private` may point anywhere (to test where the token goes)."""
+        Connect channels); `url_private` may point anywhere, and the download may be redirected
+        (to test where the token goes)."""
         file_id = f"F{next(self._ids):04d}"
         url = url_private or f"{self.origin}/files-pri/{TEAM_ID}-{file_id}/{name}"
         info = {
@@ -280,10 +283,17 @@ class FakeSlack:
             "url_private": url,
             "url_private_download": url,
         }
-        self.files[file_id] = StoredFile(info, data)
+        self.files[file_id] = StoredFile(info, data, redirect_to)
         if check_file_info:
             return {"id": file_id, "mode": "hosted", "file_access": "check_file_info", "created": 0}
         return dict(info)
+
+    def add_bot_message(self, channel: str, text: str, *, thread_ts: str | None = None) -> Message:
+        """A message the app posted earlier (e.g. before a crash), still streaming."""
+        message = Message(channel, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, thread_ts=thread_ts)
+        message.markdown, message.streaming, message.stream_started = True, True, time.monotonic()
+        self.channels[channel].messages.append(message)
+        return message
 
     def set_rate_limit(self, method: str, calls: int, window_s: float) -> None:
         self.rate_limits[method] = (calls, window_s)
@@ -326,6 +336,14 @@ class FakeSlack:
     def deliveries(self) -> list[Delivery]:
         return self.socket.deliveries + (self.http.deliveries if self.http else [])
 
+    async def echoes_delivered(self) -> None:
+        """Until every event the app's own calls caused has been delivered (and acknowledged)."""
+        for _ in range(100):  # each round may start new echoes; a few rounds settle them all
+            if not self._background:
+                return
+            await asyncio.wait(set(self._background), timeout=5.0)
+        raise AssertionError("echo events kept coming")
+
     async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
         """Poll until `predicate()` is truthy (returns it) or fail after `within_s` seconds."""
         deadline = time.monotonic() + within_s
@@ -359,8 +377,6 @@ class FakeSlack:
             bot_id=author.get("profile", {}).get("bot_id"),
             subtype="file_share" if files else None,
         )
-        if message.bot_id and not user.startswith("U"):
-            message.subtype = "bot_message"
         self.channels[channel].messages.append(message)
         event = self._message_event(message)
         events = [event]
@@ -701,6 +717,8 @@ class FakeSlack:
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
         if stored is None:
             raise web.HTTPNotFound()
+        if stored.redirect_to:
+            raise web.HTTPFound(stored.redirect_to)
         return web.Response(body=stored.data, content_type=stored.info["mimetype"])
 
     async def _respond(self, request: web.Request) -> web.Response:

@@ -1,10 +1,10 @@
-"""Mentions, thread follow-ups, DMs and thread context, end to end over Socket Mode."""
+"""Mentions, thread follow-ups, DMs, the assistant view and thread context, end to end over Socket Mode."""
 
 from __future__ import annotations
 
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack import BOT_ID
-from tests.slack.conftest import StartBot, World, model_prompt, reply_text
+from tests.fakes.slack import BOT_USER_ID
+from tests.slack.conftest import StartBot, World, model_prompt
 
 
 async def test_a_mention_is_answered_in_the_thread_of_the_message(
@@ -16,7 +16,122 @@ async def test_a_mention_is_answered_in_the_thread_of_the_message(
     await bot.idle()
     replies = world.slack.bot_messages(world.general, thread_ts=ts)
     assert len(replies) == 1
-    assert "Paris is the capital of France." in replies[0].text
+    assert replies[0].text.startswith("Paris is the capital of France.")
     assert not replies[0].streaming
-    assert "capital of France?" in model_prompt(model_server)
-    assert len(model_server.requests) == 1  # app_mention and message events: one answer
+    prompt = model_prompt(model_server)
+    assert "capital of France?" in prompt
+    assert f"<@{BOT_USER_ID}>" not in prompt
+    # Slack sends both `app_mention` and `message` for it: still one answer.
+    assert len(model_server.requests) == 1
+
+
+async def test_later_messages_in_the_thread_continue_without_a_mention(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    model_server.enqueue(Script(content="It is 42."), Script(content="Because Deep Thought said so."))
+    root = await world.slack.post(world.alice, world.general, world.mention("What is the answer?"))
+    await bot.idle()
+    await world.slack.post(world.bob, world.general, "why that number?", thread_ts=root)
+    await bot.idle()
+    assert len(model_server.requests) == 2
+    follow_up = model_prompt(model_server)
+    assert "What is the answer?" in follow_up and "It is 42." in follow_up and "why that number?" in follow_up
+    texts = [m.text for m in world.slack.bot_messages(world.general, thread_ts=root)]
+    assert texts[-1].startswith("Because Deep Thought said so.")
+
+
+async def test_messages_elsewhere_without_a_mention_are_left_alone(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    strangers = await world.slack.post(world.alice, world.general, "just chatting")
+    await world.slack.post(
+        world.bob, world.general, "a reply in a thread without the bot", thread_ts=strangers
+    )
+    await bot.idle()
+    assert model_server.requests == []
+    assert world.slack.bot_messages(world.general) == []
+
+
+async def test_with_mentions_required_a_thread_follow_up_needs_one(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(slack_require_mention=True)
+    root = await world.slack.post(world.alice, world.general, world.mention("first"))
+    await bot.idle()
+    await world.slack.post(world.alice, world.general, "no mention here", thread_ts=root)
+    await bot.idle()
+    assert len(model_server.requests) == 1
+    await world.slack.post(world.alice, world.general, world.mention("with a mention"), thread_ts=root)
+    await bot.idle()
+    assert len(model_server.requests) == 2
+    assert "with a mention" in model_prompt(model_server)
+
+
+async def test_a_direct_message_is_answered_in_the_dm_and_the_dm_is_one_conversation(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    dm = world.slack.open_dm(world.alice)
+    model_server.enqueue(Script(content="Hello Alice!"), Script(content="You said hi."))
+    await world.slack.post(world.alice, dm, "hi there")
+    await bot.idle()
+    await world.slack.post(world.alice, dm, "what did I say?")
+    await bot.idle()
+    replies = world.slack.bot_messages(dm)
+    assert [m.thread_ts for m in replies] == [None, None]
+    assert replies[0].text.startswith("Hello Alice!") and replies[1].text.startswith("You said hi.")
+    assert all(m.markdown for m in replies)
+    assert "hi there" in model_prompt(model_server)
+
+
+async def test_the_assistant_view_gets_prompts_a_title_a_status_and_a_streamed_answer(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    dm, thread = await world.slack.start_assistant_thread(world.alice)
+    await bot.idle()
+    assert world.slack.suggested_prompts and world.slack.suggested_prompts[0][:2] == (dm, thread)
+    model_server.enqueue(Script(content="Here is a plan.", reasoning="Let me plan this carefully."))
+    await world.slack.post(world.alice, dm, "Plan my week\nwith details", thread_ts=thread)
+    await bot.idle()
+    assert world.slack.titles == [(dm, thread, "Plan my week")]
+    statuses = [status for channel, ts, status in world.slack.statuses if (channel, ts) == (dm, thread)]
+    assert statuses[0].startswith("Thinking") and statuses[-1] == ""
+    [reply] = world.slack.bot_messages(dm, thread_ts=thread)
+    assert reply.text.startswith("Here is a plan.")
+    assert world.slack.calls_to("chat.startStream")
+    # The thinking line lives in the status, never in the message.
+    assert "Thinking" not in reply.text
+
+
+async def test_a_mention_in_an_existing_thread_brings_the_earlier_human_messages(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    root = await world.slack.post(world.bob, world.general, "Should we ship on Friday?")
+    await world.slack.post(world.alice, world.general, "I'd rather ship Monday", thread_ts=root)
+    await world.slack.post(world.robot, world.general, "beep: build 1234 passed", thread_ts=root)
+    await world.slack.post(world.alice, world.general, world.mention("what do you think?"), thread_ts=root)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "Should we ship on Friday?" in prompt and "I'd rather ship Monday" in prompt
+    assert "beep" not in prompt  # other bots are not part of the human conversation
+    assert world.slack.bot_messages(world.general, thread_ts=root)
+
+
+async def test_thread_context_is_bounded_to_the_latest_messages(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    root = await world.slack.post(world.bob, world.general, "message-00")
+    for n in range(1, 60):
+        await world.slack.post(world.bob, world.general, f"message-{n:02d}", thread_ts=root)
+    await world.slack.post(world.alice, world.general, world.mention("sum it up"), thread_ts=root)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "message-59" in prompt and "message-20" in prompt
+    assert "message-00" not in prompt and "message-19" not in prompt
+    [replies_call] = world.slack.calls_to("conversations.replies")
+    assert int(replies_call.args["limit"]) <= 200
