@@ -45,6 +45,7 @@ Period = Literal["today", "7d", "30d", "all"]
 INTERRUPTED_BY_RESTART = "⚠️ Interrupted: the bot restarted before this answer was finished."
 # A crash loses at most this much of a streaming answer from the store (the chat message keeps it all).
 CHECKPOINT_EVERY_S = 2.0
+RETENTION_EVERY_S = 6 * 3600.0
 
 
 @dataclass(slots=True)
@@ -110,6 +111,14 @@ class ChatService:
         service._recovered = await store.recover_streaming()
         await apply_retention(store, settings)
         return service
+
+    async def keep_tidy(self, every_s: float = RETENTION_EVERY_S) -> None:
+        """Apply retention now and then for as long as the bot runs (cancel the task to stop it)."""
+        while True:
+            await asyncio.sleep(every_s)
+            purged = await apply_retention(self.store, self.settings)
+            if purged:
+                log.info("retention: purged %d old messages", purged)
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking new work; let answers in flight finish for `grace_s`, then end them as interrupted."""

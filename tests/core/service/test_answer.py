@@ -249,3 +249,20 @@ async def test_metrics_count_answers_tokens_cost_edits_and_retries(service, mode
     assert "seedbot_model_retries_total 1.0" in page
     assert 'seedbot_edits_total{platform="test"}' in page
     assert "seedbot_active_streams 0.0" in page
+
+
+async def test_retention_runs_periodically_while_the_bot_runs(make_settings):
+    from datetime import timedelta
+
+    from core.store.base import utc_now
+
+    service = await ChatService.open(make_settings(retention_days=1))
+    await service.store.add_message(KEY, "user", "U1", "Ann", "old news", at=utc_now() - timedelta(days=3))
+    tidy = asyncio.create_task(service.keep_tidy(every_s=0.05))
+    for _ in range(100):
+        if not await service.store.conversation(KEY):
+            break
+        await asyncio.sleep(0.05)
+    tidy.cancel()
+    assert await service.store.conversation(KEY) == []
+    await service.close()
