@@ -2,9 +2,13 @@
 
 A sliding window enforces the platform's published limit (`edits_per_window` in any `window_s`),
 counted from the moment each call *completed*: the platform saw the request somewhere between our
-send and its answer, so measuring from completion can never under-count. Routine edits are also
-spaced evenly (`window_s / (edits_per_window - 1)`), which keeps one slot of the window free, so an
-urgent edit (the first visible answer text, the final text) rarely has to wait.
+send and its answer, so measuring from completion can never under-count. Three priorities share it:
+
+- urgent (the first answer text, the final text): any free place in the window;
+- routine (the growing answer): also spaced evenly, `window_s / (edits_per_window - 1)` apart,
+  which keeps a place free for an urgent call;
+- low (thinking lines and their refreshes): spaced too, and only within half the window, so
+  several replies starting together in one channel cannot crowd out their own answers.
 
 A 429 blocks the whole channel until its Retry-After has passed and slows the routine spacing for a
 while, so the platform's real limit wins when it is tighter than the published one.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from core.reply.surface import PlatformLimits
 
@@ -26,6 +31,9 @@ _SLOWDOWN_DECAY = 0.9
 _IN_FLIGHT_POLL_S = 0.05
 # Retry-After 0 would make a busy loop of 429s.
 _MIN_BLOCK_S = 0.05
+
+
+Priority = Literal["urgent", "routine", "low"]
 
 
 @dataclass(slots=True)
@@ -55,17 +63,20 @@ class EditPacer:
     def for_limits(cls, limits: PlatformLimits) -> EditPacer:
         return cls(limits.edits_per_window, limits.window_s)
 
-    def delay(self, now: float, *, urgent: bool = False) -> float:
-        """Seconds to wait before the next call may be sent (0: send now)."""
+    def delay(self, now: float, priority: Priority = "routine") -> float:
+        """Seconds to wait before the next call of this priority may be sent (0: send now)."""
         self._forget(now)
         wait = self._blocked_until - now
-        if len(self._slots) >= self.edits_per_window:
-            finished = [slot.at for slot in self._slots if slot.done]
-            # The window is full: the oldest finished call frees a place when it leaves the window.
-            wait = max(wait, min(finished) + self.window_s - now if finished else _IN_FLIGHT_POLL_S)
-        if not urgent and self._slots:
-            latest = self._slots[-1]
-            if not latest.done:
+        capacity = self.edits_per_window if priority != "low" else max(1, self.edits_per_window // 2)
+        if len(self._slots) >= capacity:
+            finished = sorted(slot.at for slot in self._slots if slot.done)
+            frees = len(self._slots) - capacity  # this many must leave the window first
+            # The oldest finished calls free their places when they leave the window.
+            wait = max(
+                wait, finished[frees] + self.window_s - now if len(finished) > frees else _IN_FLIGHT_POLL_S
+            )
+        if priority != "urgent" and self._slots:
+            if not self._slots[-1].done:
                 wait = max(wait, _IN_FLIGHT_POLL_S)
             else:
                 last = max(slot.at for slot in self._slots)
@@ -73,7 +84,7 @@ class EditPacer:
         return max(0.0, wait)
 
     def reserve(self, now: float) -> Slot:
-        """Take a place in the window; the caller has just seen `delay(now) == 0`."""
+        """Take a place in the window; the caller has just seen `delay(now, ...) == 0`."""
         slot = Slot(now)
         self._slots.append(slot)
         self._last_used = now

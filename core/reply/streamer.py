@@ -42,7 +42,7 @@ from core.llm.types import (
     Usage,
     UsageReport,
 )
-from core.reply.pacing import EditPacer
+from core.reply.pacing import EditPacer, Priority
 from core.reply.split import MIN_MESSAGE_CHARS, close_fence, split_message
 from core.reply.surface import MessageRef, ReplySurface, SurfaceError, SurfaceRateLimited
 
@@ -82,7 +82,7 @@ class _Op:
     kind: Literal["post", "edit", "status"]
     index: int = 0
     text: str | None = None
-    urgent: bool = False
+    priority: Priority = "routine"
 
 
 class ReplyStreamer:
@@ -154,7 +154,7 @@ class ReplyStreamer:
         await self._set_status(THINKING)
         if self._limits.thinking_in_message:
             op = self._next_op(self._started_at)[0]
-            if op is not None and self._pacer.delay(self._started_at, urgent=True) == 0:
+            if op is not None and self._pacer.delay(self._started_at, op.priority) == 0:
                 await self._run(op)
 
     async def consume(self, events: AsyncIterable[StreamEvent]) -> Literal["complete", "interrupted"]:
@@ -226,9 +226,11 @@ class ReplyStreamer:
                 await _wait(self._changed, wait)
                 continue
             if op.kind != "status":
-                delay = self._pacer.delay(now, urgent=op.urgent)
+                delay = self._pacer.delay(now, op.priority)
                 if delay > 0:
-                    await _wait(self._closing, delay)  # text keeps accumulating meanwhile
+                    # A thinking line gives way as soon as answer text arrives; answer text itself
+                    # keeps accumulating while it waits, which is the coalescing.
+                    await _wait(self._changed if op.priority == "low" else self._closing, delay)
                     continue
             await self._run(op)
 
@@ -248,7 +250,8 @@ class ReplyStreamer:
         """The next call to make, or how long until one may be due (None: until something changes)."""
         content = self.content
         if content:
-            op = self._diff(self._live_parts(content), urgent=self.stats.first_visible_at is None)
+            first = self.stats.first_visible_at is None
+            op = self._diff(self._live_parts(content), "urgent" if first else "routine")
             if op is None and self._status is not None:
                 op = _Op("status")
             return op, None
@@ -257,16 +260,16 @@ class ReplyStreamer:
         if self._limits.thinking_in_message:
             if not (self._begun or self._reasoning_seen):
                 return None, None
-            return self._diff([self._thinking_text(now, markdown=True)], urgent=not self._refs), None
+            return self._diff([self._thinking_text(now, markdown=True)], "low"), None
         status = self._thinking_text(now, markdown=False)
         return (_Op("status", text=status) if status != self._status else None), None
 
-    def _diff(self, parts: list[str], *, urgent: bool) -> _Op | None:
+    def _diff(self, parts: list[str], priority: Priority) -> _Op | None:
         for index, part in enumerate(parts):
             if index >= len(self._refs):
-                return _Op("post", index, part, urgent)
+                return _Op("post", index, part, priority)
             if self._shown[index] != part:
-                return _Op("edit", index, part, urgent)
+                return _Op("edit", index, part, priority)
         return None
 
     async def _run(self, op: _Op) -> None:
@@ -380,11 +383,11 @@ class ReplyStreamer:
         for _ in range(len(parts) * 4 + 1000):
             if self._broken:
                 return self._broken
-            op = self._diff(parts, urgent=True)
+            op = self._diff(parts, "urgent")
             if op is None:
                 return None
             now = self._clock()
-            delay = self._pacer.delay(now, urgent=True)
+            delay = self._pacer.delay(now, "urgent")
             if now + delay > deadline:
                 return f"the platform kept rate limiting the reply for {self._deadline_s:g} s"
             if delay > 0:

@@ -13,15 +13,17 @@ DISCORD = PlatformLimits("discord", 2000, edits_per_window=5, window_s=5.0)
 SLACK = PlatformLimits("slack", 12000, edits_per_window=50, window_s=60.0)
 
 
-def greedy_edits(pacer: EditPacer, *, seconds: float, seed: int = 0) -> list[tuple[float, float]]:
-    """An editor that always has something new, sometimes urgent; returns (sent, completed) times."""
+def greedy_edits(
+    pacer: EditPacer, *, seconds: float, mixed: bool, seed: int = 0
+) -> list[tuple[float, float]]:
+    """An editor that always has something new; returns (sent, completed) times of its calls."""
     rng = random.Random(seed)
     now, calls = 0.0, []
+    priority = "routine"
     for _ in range(100_000):
         if now >= seconds:
             break
-        urgent = rng.random() < 0.2
-        wait = pacer.delay(now, urgent=urgent)
+        wait = pacer.delay(now, priority)
         if wait > 0:
             now += wait
             continue
@@ -30,25 +32,26 @@ def greedy_edits(pacer: EditPacer, *, seconds: float, seed: int = 0) -> list[tup
         pacer.release(slot, done)
         calls.append((now, done))
         now = done
+        if mixed:
+            priority = rng.choice(["urgent", "routine", "routine", "low"])
     return calls
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    return max((sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times)), default=0)
 
 
 @pytest.mark.parametrize("limits", [DISCORD, SLACK], ids=["discord", "slack"])
 def test_published_pace_is_never_exceeded(limits: PlatformLimits):
     pacer = EditPacer.for_limits(limits)
-    calls = greedy_edits(pacer, seconds=10 * limits.window_s)
+    calls = greedy_edits(pacer, seconds=10 * limits.window_s, mixed=True)
     # The platform receives each call somewhere between send and completion: check the worst case,
     # where every call lands at its completion except the one that starts a window.
     for i, (_, done) in enumerate(calls):
         later = [sent for sent, _ in calls[i + 1 :] if sent < done + limits.window_s]
         assert 1 + len(later) <= limits.edits_per_window
-    # ... and the pace is used, not starved: routine edits keep one slot free and count from
-    # completion, so a bit under the published rate.
+
+
+@pytest.mark.parametrize("limits", [DISCORD, SLACK], ids=["discord", "slack"])
+def test_a_growing_answer_uses_most_of_the_published_pace(limits: PlatformLimits):
+    calls = greedy_edits(EditPacer.for_limits(limits), seconds=10 * limits.window_s, mixed=False)
+    # Routine edits keep one place free and count from completion: a bit under the published rate.
     assert len(calls) >= 0.6 * 10 * limits.edits_per_window
 
 
@@ -58,22 +61,31 @@ def test_routine_edits_are_spaced_and_leave_room_for_an_urgent_one():
     slot = pacer.reserve(0.0)
     pacer.release(slot, 0.1)
     assert pacer.delay(0.5) == pytest.approx(0.85)  # routine: wait for the spacing
-    assert pacer.delay(0.5, urgent=True) == 0  # urgent: the window still has room
+    assert pacer.delay(0.5, "urgent") == 0  # urgent: the window still has room
 
 
 def test_urgent_edits_still_respect_the_window():
     pacer = EditPacer(3, 1.0)
     for t in (0.0, 0.1, 0.2):
         pacer.release(pacer.reserve(t), t)
-    assert pacer.delay(0.3, urgent=True) == pytest.approx(0.7)
-    assert pacer.delay(1.0, urgent=True) == 0
+    assert pacer.delay(0.3, "urgent") == pytest.approx(0.7)
+    assert pacer.delay(1.0, "urgent") == 0
+
+
+def test_low_priority_calls_use_only_half_the_window():
+    pacer = EditPacer(5, 5.0)
+    for t in (0.0, 0.0):
+        pacer.release(pacer.reserve(t), t)
+    assert pacer.delay(2.0, "low") == pytest.approx(3.0)  # thinking lines wait for the window...
+    assert pacer.delay(2.0, "routine") == 0  # ...the answer does not
+    assert pacer.delay(2.0, "urgent") == 0
 
 
 def test_calls_in_flight_count_until_they_complete():
     pacer = EditPacer(2, 1.0)
     pacer.reserve(0.0)  # still in flight
     pacer.reserve(0.0)
-    assert pacer.delay(5.0, urgent=True) > 0  # the window is full of calls not yet answered
+    assert pacer.delay(5.0, "urgent") > 0  # the window is full of calls not yet answered
 
 
 def test_a_429_blocks_the_channel_and_slows_the_routine_pace():
@@ -81,8 +93,8 @@ def test_a_429_blocks_the_channel_and_slows_the_routine_pace():
     pacer.release(pacer.reserve(0.0), 0.0)
     pacer.penalize(0.0, retry_after=3.0)
     assert pacer.rate_limited == 1
-    assert pacer.delay(1.0, urgent=True) == pytest.approx(2.0)
-    assert pacer.delay(3.0, urgent=True) == 0
+    assert pacer.delay(1.0, "urgent") == pytest.approx(2.0)
+    assert pacer.delay(3.0, "urgent") == 0
     # Routine edits are now spaced wider than the published 1.25 s.
     pacer.release(pacer.reserve(3.0), 3.0)
     assert pacer.delay(3.0 + 1.3) > 0

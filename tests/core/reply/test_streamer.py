@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 
 from core.llm.errors import OutOfCredits, StreamInterrupted
 from core.llm.types import ContentDelta, Finish, ReasoningDelta
-from core.reply.pacing import PacerRegistry
+from core.reply.pacing import EditPacer, PacerRegistry
 from core.reply.split import close_fence
+from core.reply.surface import PlatformLimits
 from tests.core.reply.helpers import (
     DISCORD,
     SLACK,
@@ -86,6 +88,26 @@ async def test_replies_in_one_channel_share_the_pace():
     assert first.rate_limited == 0
     assert all(result.delivered for result in results)
     assert first.texts == second.texts == [words(150)]
+
+
+async def test_answer_text_does_not_wait_behind_a_thinking_line_in_a_busy_channel():
+    limits = PlatformLimits("discord", 2000, edits_per_window=5, window_s=30.0)
+    pacer = EditPacer.for_limits(limits)
+    for _ in range(3):  # other replies used most of the window: thinking lines must wait ~30 s
+        pacer.release(pacer.reserve(time.monotonic()), time.monotonic())
+    surface = MemorySurface(limits)
+    streamer = make_streamer(surface, pacer=pacer)
+
+    async def events():
+        yield ReasoningDelta("hmm")
+        await asyncio.sleep(0.05)  # the thinking line is now waiting for a place
+        yield ContentDelta("Here")
+        await wait_until(surface, lambda: surface.texts == ["Here"])
+        yield Finish("stop")
+
+    result = await run_reply(streamer, events())
+    assert visible_texts(surface) == ["Here"]  # the thinking line never got a place; the answer did
+    assert result.delivered
 
 
 # --- 429s and final delivery --------------------------------------------------------------------
