@@ -288,10 +288,16 @@ class FakeSlack:
             return {"id": file_id, "mode": "hosted", "file_access": "check_file_info", "created": 0}
         return dict(info)
 
-    def add_bot_message(self, channel: str, text: str, *, thread_ts: str | None = None) -> Message:
-        """A message the app posted earlier (e.g. before a crash), still streaming."""
-        message = Message(channel, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, thread_ts=thread_ts)
-        message.markdown, message.streaming, message.stream_started = True, True, time.monotonic()
+    def add_message(
+        self, channel: str, text: str, *, user: str = BOT_USER_ID, thread_ts: str | None = None
+    ) -> Message:
+        """A message from before the app was running (no event); the app's own are still streaming,
+        as a process killed mid-answer leaves them."""
+        own = user == BOT_USER_ID
+        message = Message(
+            channel, self._ts(), text, user=user, bot_id=BOT_ID if own else None, thread_ts=thread_ts
+        )
+        message.markdown, message.streaming, message.stream_started = own, own, time.monotonic()
         self.channels[channel].messages.append(message)
         return message
 

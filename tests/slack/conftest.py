@@ -39,10 +39,21 @@ class Bot:
     service: ChatService
     settings: Settings
     http: HttpServer | None = None
+    stopped: bool = False
 
     async def idle(self) -> None:
         """Until every answer the bot has started is finished."""
         assert await self.runner.bot.idle(15.0), "the bot did not finish its work"
+
+    async def stop(self) -> None:
+        """Shut down as `seedbot run` does on SIGTERM (the SQLite file stays for a restart)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.runner.stop(grace_s=2)
+        if self.http is not None:
+            await self.http.stop()
+        await self.service.close()
 
 
 @pytest.fixture
@@ -105,10 +116,7 @@ async def start_bot(
 
     yield start
     for bot in reversed(started):
-        await bot.runner.stop(grace_s=2)
-        if bot.http is not None:
-            await bot.http.stop()
-        await bot.service.close()
+        await bot.stop()
 
 
 async def _always_ready() -> dict[str, bool]:

@@ -1,0 +1,185 @@
+"""Connection and delivery: Socket Mode acknowledgements, redeliveries answered once (also after a
+restart), HTTP mode with real signatures, start-up errors and start-up recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bots.slack import SlackRunner, SlackStartupError
+from core.config import Settings
+from core.models import ConversationKey
+from core.service import ChatService
+from core.store import open_store
+from tests.fakes.model_server import FakeModelServer
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack
+from tests.fakes.slack_delivery import Delivery, encode, sign
+from tests.slack.conftest import StartBot, World
+
+
+def deliveries_for(slack: FakeSlack, ts: str) -> list[Delivery]:
+    return [d for d in slack.deliveries if d.payload.get("event", {}).get("ts") == ts]
+
+
+async def test_every_delivery_is_acknowledged_within_three_seconds(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await world.slack.slash(world.alice, world.general, "what is 1+1?")
+    await bot.idle()
+    await world.slack.echoes_delivered()
+    assert len(world.slack.deliveries) >= 4
+    assert all(delivery.acked for delivery in world.slack.deliveries)
+    assert all(delivery.retry_attempt == 0 for delivery in world.slack.deliveries)
+
+
+async def test_a_redelivered_event_is_answered_once(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    ts = await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await bot.idle()
+    for delivery in deliveries_for(world.slack, ts):
+        again = await world.slack.redeliver(delivery)
+        assert again.acked and again.retry_attempt == 1
+    await bot.idle()
+    assert len(model_server.requests) == 1
+    assert len(world.slack.bot_messages(world.general, thread_ts=ts)) == 1
+
+
+async def test_a_redelivery_after_a_restart_is_not_answered_again(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    first = await start_bot()
+    ts = await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await first.idle()
+    await first.stop()
+    second = await start_bot()  # the same SQLite file
+    for delivery in deliveries_for(world.slack, ts):
+        await world.slack.redeliver(delivery)
+    await second.idle()
+    assert len(model_server.requests) == 1
+    assert len(world.slack.bot_messages(world.general, thread_ts=ts)) == 1
+
+
+async def test_http_mode_answers_signed_events(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(http=True)
+    ts = await world.slack.post(world.alice, world.general, world.mention("over HTTP"))
+    await bot.idle()
+    assert world.slack.bot_messages(world.general, thread_ts=ts)
+    assert {d.status for d in world.slack.deliveries} == {200}
+
+
+async def test_http_mode_rejects_bad_and_stale_signatures(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(http=True)
+    assert world.slack.http is not None
+    event = world.slack.event_callback(
+        {
+            "type": "app_mention",
+            "user": world.alice,
+            "text": world.mention("forged"),
+            "ts": "1.0",
+            "channel": world.general,
+        }
+    )
+    forged = await world.slack.http.deliver("events_api", event, signature="v0=" + "0" * 64)
+    stale_stamp = "1600000000"
+    stale = await world.slack.http.deliver(
+        "events_api",
+        event,
+        timestamp=stale_stamp,
+        signature=sign(SIGNING_SECRET, stale_stamp, encode("events_api", event)[0]),
+    )
+    await bot.idle()
+    assert (forged.status, stale.status) == (401, 401)
+    assert model_server.requests == []
+
+
+async def test_http_mode_answers_slacks_url_verification(start_bot: StartBot, world: World):
+    await start_bot(http=True)
+    assert world.slack.http is not None
+    delivery = await world.slack.http.deliver(
+        "events_api", {"type": "url_verification", "challenge": "c-123", "token": "t"}
+    )
+    assert delivery.status == 200 and delivery.ack_payload == {"challenge": "c-123"}
+
+
+async def test_http_mode_answers_a_retried_delivery_once(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(http=True)
+    ts = await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await bot.idle()
+    for delivery in deliveries_for(world.slack, ts):
+        again = await world.slack.redeliver(delivery)  # X-Slack-Retry-Num: 1
+        assert again.status == 200
+    await bot.idle()
+    assert len(model_server.requests) == 1
+
+
+async def test_http_mode_commands_and_shortcuts_are_signed_forms(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(http=True)
+    help_reply = await world.slack.slash(world.alice, world.general, "help")
+    assert help_reply.status == 200 and "/seed" in (help_reply.ack_payload or {}).get("text", "")
+    ts = await world.slack.post(world.alice, world.general, "some news to sum up")
+    shortcut = await world.slack.shortcut(world.alice, world.general, ts, "seed_summarize")
+    assert shortcut.status == 200
+    await bot.idle()
+    assert world.slack.bot_messages(world.general, thread_ts=ts)
+
+
+async def test_while_shutting_down_http_mode_asks_slack_to_retry_later(start_bot: StartBot, world: World):
+    bot = await start_bot(http=True)
+    bot.runner.bot.accepting = False  # what stop() does first
+    delivery = await world.slack.post(world.alice, world.general, world.mention("late"))
+    assert all(
+        d.status == 503 for d in world.slack.deliveries if d.payload.get("event", {}).get("ts") == delivery
+    )
+
+
+async def test_a_wrong_bot_token_stops_start_up_with_a_fix(start_bot: StartBot):
+    with pytest.raises(SlackStartupError, match=r"SLACK_BOT_TOKEN \(invalid_auth\)"):
+        await start_bot(slack_bot_token="xoxb-wrong")
+
+
+async def test_a_wrong_app_token_stops_start_up_with_a_fix(start_bot: StartBot):
+    with pytest.raises(SlackStartupError, match=r"SLACK_APP_TOKEN \(invalid_auth\).*connections:write"):
+        await start_bot(slack_app_token="xapp-wrong")
+
+
+async def test_http_mode_needs_the_http_server(make_settings: Callable[..., Settings], slack: FakeSlack):
+    settings = make_settings(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url
+    )
+    service = await ChatService.open(settings)
+    try:
+        with pytest.raises(SlackStartupError, match="SEEDBOT_HTTP_PORT"):
+            SlackRunner(settings, service, http=None)
+    finally:
+        await service.close()
+
+
+async def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start_up(
+    start_bot: StartBot, world: World, make_settings: Callable[..., Settings]
+):
+    root = world.slack.add_message(world.general, "a question", user=world.alice).ts
+    left = world.slack.add_message(world.general, "Half an answ", thread_ts=root)
+    store = await open_store(make_settings())
+    key = ConversationKey("slack", TEAM_ID, world.general, root)
+    await store.add_message(key, "user", world.alice, "alice", "a question", platform_message_id=root)
+    await store.add_message(
+        key, "assistant", "seedbot", "seedbot", left.text, status="streaming", platform_message_id=left.ts
+    )
+    await store.close()
+
+    await start_bot()
+    assert left.text.startswith("Half an answ") and "Interrupted" in left.text
+    assert not left.streaming
