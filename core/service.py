@@ -431,13 +431,16 @@ class _Answer:
             checkpoint.cancel()
 
     async def _checkpoint(self, result: CompletionResult, reply_id: int) -> None:
-        """Save the growing answer now and then, so a crash leaves it in the store as well as in chat."""
-        saved = ""
+        """Save the growing answer and its latest message id now and then, so that after a crash the
+        store holds what the chat shows and recovery knows which message to mark as interrupted."""
+        saved_text, saved_ref = "", None
         while True:
+            refs = self.streamer.refs
+            ref_id = refs[-1].id if refs else None
+            if result.content != saved_text or ref_id != saved_ref:
+                saved_text, saved_ref = result.content, ref_id
+                await self.store.update_message(reply_id, text=saved_text, platform_message_id=ref_id)
             await asyncio.sleep(CHECKPOINT_EVERY_S)
-            if result.content != saved:
-                saved = result.content
-                await self.store.update_message(reply_id, text=saved)
 
     def _ledger_entry(
         self, result: CompletionResult, effort: str, outcome: str, usd: Decimal, source: str

@@ -266,3 +266,18 @@ async def test_retention_runs_periodically_while_the_bot_runs(make_settings):
     tidy.cancel()
     assert await service.store.conversation(KEY) == []
     await service.close()
+
+
+async def test_a_streaming_reply_is_stored_with_its_message_id_before_it_finishes(service, model_server):
+    # What crash recovery needs: the message to mark as interrupted is known while the answer streams.
+    model_server.enqueue(Script(content="slow " * 100, chunk_chars=5, delay_s=0.02))
+    surface = MemorySurface(LIMITS)
+    task = asyncio.create_task(service.answer(turn("q"), surface))
+    for _ in range(200):
+        stored = await service.store.conversation(KEY)
+        if len(stored) == 2 and stored[1].platform_message_id:
+            break
+        await asyncio.sleep(0.01)
+    assert stored[1].status == "streaming"
+    assert stored[1].platform_message_id == next(iter(surface.messages))
+    await task
