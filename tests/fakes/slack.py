@@ -188,7 +188,7 @@ class FakeSlack:
         self.http: HttpEventSender | None = None
         self._failures: dict[str, deque[SlackError]] = defaultdict(deque)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
-        self._clock = itertools.count(1)
+        self._last_us = 0
         self._ids = itertools.count(1)
         self._response_urls: dict[str, tuple[str, str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -744,8 +744,9 @@ class FakeSlack:
     # --- helpers -----------------------------------------------------------------------------------
 
     def _ts(self) -> str:
-        tick = next(self._clock)
-        return f"{1_700_000_000 + tick}.{tick:06d}"
+        # Real time (summaries read "the last 24 hours"), strictly increasing like Slack's.
+        self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+        return f"{self._last_us // 1_000_000}.{self._last_us % 1_000_000:06d}"
 
     def _response_url_key(self, channel: str, user: str) -> str:
         key = f"r{next(self._ids)}"

@@ -1,0 +1,205 @@
+"""`/seed` and its subcommands, and the "Summarize with Seed" message shortcut."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.slack.access import ADMINS_ONLY, NOT_ENABLED
+from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
+from tests.core.media.samples import encode, photo
+from tests.fakes.model_server import FakeModelServer, Script
+from tests.fakes.slack import FakeSlack
+from tests.slack.conftest import StartBot, World, model_parts, model_prompt
+
+
+def private_texts(slack: FakeSlack, user: str) -> list[str]:
+    return [notice.text for notice in slack.ephemerals_for(user)]
+
+
+async def test_help_and_an_empty_command_show_what_seed_can_do(start_bot: StartBot, world: World):
+    await start_bot()
+    await world.slack.slash(world.alice, world.general, "help")
+    await world.slack.slash(world.alice, world.general, "")
+    assert private_texts(world.slack, world.alice) == [HELP, HELP]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "effort extreme",
+        "effort high low",
+        "cost forever",
+        "cost me channel",
+        "summarize lots",
+        "summarize 0",
+        "summarize 30d",
+        "-p",
+        "forget everything",
+    ],
+)
+async def test_malformed_subcommands_get_the_usage_line_privately(
+    start_bot: StartBot, world: World, model_server: FakeModelServer, text: str
+):
+    bot = await start_bot()
+    await world.slack.slash(world.alice, world.general, text)
+    await bot.idle()
+    [reply] = private_texts(world.slack, world.alice)
+    assert reply.endswith(USAGE)
+    assert model_server.requests == []
+    assert world.slack.bot_messages(world.general) == []
+
+
+async def test_seed_question_quotes_it_names_the_asker_and_streams_the_answer_in_the_thread(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    model_server.enqueue(Script(content="Four."), Script(content="Because 2+2=4."))
+    await world.slack.slash(world.alice, world.general, "what is 2+2? <!channel>")
+    await bot.idle()
+    header, answer = world.slack.bot_messages(world.general)
+    assert header.text.startswith(f"<@{world.alice}> asked:\n> what is 2+2? &lt;!channel&gt;")
+    assert answer.thread_ts == header.ts and answer.text.startswith("Four.")
+    assert "what is 2+2?" in model_prompt(model_server)
+    # Replies in that thread continue the conversation.
+    await world.slack.post(world.bob, world.general, "why?", thread_ts=header.ts)
+    await bot.idle()
+    assert "what is 2+2?" in model_prompt(model_server) and "why?" in model_prompt(model_server)
+
+
+async def test_seed_p_answers_privately(start_bot: StartBot, world: World, model_server: FakeModelServer):
+    bot = await start_bot()
+    model_server.enqueue(Script(content="A secret answer."))
+    await world.slack.slash(world.alice, world.general, "-p tell me a secret")
+    await bot.idle()
+    assert world.slack.bot_messages(world.general) == []
+    texts = private_texts(world.slack, world.alice)
+    assert texts[0].startswith("Thinking")
+    assert texts[-1].startswith("A secret answer.")
+    assert "tell me a secret" in model_prompt(model_server)
+    assert private_texts(world.slack, world.bob) == []
+
+
+async def test_effort_can_be_shown_set_for_yourself_and_reset(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    for text in ("effort", "effort high", "effort"):
+        await world.slack.slash(world.alice, world.general, text)
+        await bot.idle()
+    await world.slack.post(world.alice, world.general, world.mention("think hard"))
+    await bot.idle()
+    assert model_server.requests[-1].body["reasoning_effort"] == "high"
+    await world.slack.slash(world.alice, world.general, "effort default")
+    await bot.idle()
+    shown = private_texts(world.slack, world.alice)
+    assert "*medium* (from the default)" in shown[0]
+    assert shown[1] == "Reasoning effort for you is now *high*."
+    assert "*high* (from your own setting)" in shown[2]
+    assert shown[3] == "Reasoning effort for you is now back to the default."
+
+
+async def test_only_admins_set_the_channels_effort(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.slash(world.alice, world.general, "effort low channel")
+    await bot.idle()
+    assert private_texts(world.slack, world.alice) == [ADMINS_ONLY]
+    await world.slack.slash(world.boss, world.general, "effort low channel")
+    await bot.idle()
+    assert private_texts(world.slack, world.boss) == ["Reasoning effort for this channel is now *low*."]
+    await world.slack.post(world.bob, world.general, world.mention("quick one"))
+    await bot.idle()
+    assert model_server.requests[-1].body["reasoning_effort"] == "low"
+
+
+async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await bot.idle()
+    await world.slack.slash(world.alice, world.general, "cost")
+    await world.slack.slash(world.boss, world.general, "cost workspace all")
+    await bot.idle()
+    [mine] = private_texts(world.slack, world.alice)
+    assert "1 request" in mine and "$" in mine and "Top spenders" not in mine
+    [everyone] = private_texts(world.slack, world.boss)
+    assert "Top spenders" in everyone and world.alice in everyone
+
+
+async def test_summarize_sums_up_recent_messages_and_shared_media_in_a_thread(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    for n in range(5):
+        await world.slack.post(world.bob, world.general, f"update number {n}")
+    image = world.slack.add_file("chart.png", encode(photo(64, 48), "PNG"), "image/png", owner=world.bob)
+    await world.slack.post(world.bob, world.general, "the chart", files=[image])
+    await world.slack.slash(world.alice, world.general, "summarize 3")
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "update number 4" in prompt and "the chart" in prompt
+    assert "update number 2" not in prompt  # only the last 3 messages
+    assert "summarizing a Slack conversation" in prompt
+    assert len(model_parts(model_server, "image_url")) == 1
+    header = world.slack.bot_messages(world.general)[0]
+    assert header.text == f"<@{world.alice}> asked me to summarize the last 3 messages here."
+    assert world.slack.bot_messages(world.general, thread_ts=header.ts)
+
+
+async def test_summarize_by_hours_reads_that_window(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.post(world.bob, world.general, "news from today")
+    await world.slack.slash(world.alice, world.general, "summarize 24h")
+    await bot.idle()
+    [history_call] = world.slack.calls_to("conversations.history")
+    assert float(history_call.args["oldest"]) > 0
+    assert "news from today" in model_prompt(model_server)
+
+
+async def test_summarize_where_the_bot_cannot_read_says_how_to_fix_it(start_bot: StartBot, world: World):
+    bot = await start_bot()
+    elsewhere = world.slack.add_channel("secret", members=[world.alice], bot_member=False)
+    await world.slack.slash(world.alice, elsewhere, "summarize")
+    await bot.idle()
+    assert "/invite @Seed" in private_texts(world.slack, world.alice)[0]
+
+
+async def test_forget_deletes_your_stored_messages(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.post(world.alice, world.general, world.mention("remember this"))
+    await bot.idle()
+    await world.slack.slash(world.alice, world.general, "forget")
+    await bot.idle()
+    [done] = private_texts(world.slack, world.alice)
+    assert done.startswith("Done: deleted ") and not done.startswith("Done: deleted 0")
+
+
+async def test_the_shortcut_summarizes_the_thread_of_a_message_in_that_thread(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    root = await world.slack.post(world.bob, world.general, "Incident: the site is down")
+    reply = await world.slack.post(world.alice, world.general, "Rolled back, it is up again", thread_ts=root)
+    await world.slack.post(world.bob, world.general, "unrelated chatter")
+    await world.slack.shortcut(world.alice, world.general, reply, SHORTCUT_ID)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "the site is down" in prompt and "Rolled back" in prompt and "unrelated chatter" not in prompt
+    assert "summarizing a Slack conversation" in prompt
+    assert world.slack.bot_messages(world.general, thread_ts=root)
+
+
+async def test_commands_outside_the_allowlist_are_refused_privately(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(slack_allowed_channels=world.general)
+    await world.slack.slash(world.alice, world.random, "what is 2+2?")
+    await bot.idle()
+    assert private_texts(world.slack, world.alice) == [NOT_ENABLED]
+    assert model_server.requests == []
