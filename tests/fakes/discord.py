@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.discord_gateway import Gateway
+from tests.fakes.loopback import serve_on_loopback
 
 BOT_TOKEN = "fake-bot-token"
 APPLICATION_ID = 1100000000000000001
@@ -223,11 +224,7 @@ class FakeDiscord:
             app.router.add_route(method, api + path, handler)
         app.router.add_get("/attachments/{attachment}/{filename}", self._download)
         app.router.add_get("/gateway", self.gateway.handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
+from tests.fakes.loopback import serve_on_loopback
+
 API_KEY = "test-key"
 MODEL_ID = "bytedance/dola-seed-2-0-lite"
 SERVED_MODEL = "seed-2-0-lite-260228"
@@ -103,11 +105,7 @@ class FakeModelServer:
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

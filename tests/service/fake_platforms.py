@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bots.doctor import GATEWAY_MESSAGE_CONTENT_LIMITED, SLACK_SCOPES
+from tests.fakes.loopback import serve_on_loopback
 
 SLACK_BOT_TOKEN = "xoxb-100-200-fakebottoken"
 SLACK_APP_TOKEN = "xapp-1-A100-200-fakeapptoken"
@@ -40,11 +41,7 @@ class FakePlatforms:
         app.router.add_post("/api/apps.connections.open", self._connections_open)
         app.router.add_get("/discord/api/v10/users/@me", self._discord_me)
         app.router.add_get("/discord/api/v10/applications/@me", self._discord_application)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
