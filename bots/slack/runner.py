@@ -72,7 +72,10 @@ class SlackRunner:
         """Taking events: connected over Socket Mode, or (HTTP mode) started (for /readyz)."""
         if not self._started or self._closed.is_set():
             return False
-        return self._socket is None or self._socket.client.current_session is not None
+        if self._socket is None:
+            return True
+        session = self._socket.client.current_session
+        return session is not None and not session.closed
 
     async def start(self, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         try:

@@ -125,6 +125,18 @@ class SocketModeHub:
             pass  # missing for now; a late ack still gets recorded as late
         return delivery
 
+    async def refresh(self) -> None:
+        """Ask the app to reconnect, as Slack does every few hours: a `disconnect` message, then
+        wait for the new connection."""
+        assert self._ws is not None, "no app is connected over Socket Mode"
+        before = self.connections
+        await self._ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
+        for _ in range(500):  # up to 5 s
+            if self.connections > before and self.is_connected:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the app did not reconnect")
+
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()

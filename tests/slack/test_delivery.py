@@ -183,3 +183,18 @@ async def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start
     await start_bot()
     assert left.text.startswith("Half an answ") and "Interrupted" in left.text
     assert not left.streaming
+
+
+async def test_socket_mode_reconnects_when_slack_asks_and_keeps_answering(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    assert bot.runner.ready()
+    await world.slack.socket.refresh()
+    assert len(world.slack.calls_to("apps.connections.open")) == 2
+    ts = await world.slack.post(world.alice, world.general, world.mention("still there?"))
+    await bot.idle()
+    assert world.slack.bot_messages(world.general, thread_ts=ts)
+    assert bot.runner.ready()
+    await bot.stop()
+    assert not bot.runner.ready()
