@@ -55,7 +55,7 @@ STOPPED = "⏹️ Stopped."
 CUT_OFF = "The answer was cut off before the model finished."
 EXCERPT_CHARS = 200
 # Markdown and mention syntax in raw reasoning would break out of the italic excerpt (or ping people).
-_EXCERPT_DROP = str.maketrans("", "", "*_~|`<>")
+_EXCERPT_DROP = str.maketrans("", "", "*_~|`<>\\")
 # Room the thinking label and italics need next to the excerpt.
 _THINKING_LABEL_CHARS = 40
 
@@ -86,6 +86,13 @@ class _Op:
 
 
 class ReplyStreamer:
+    """Drives one `ReplySurface` through one answer (see the module docs for the call sequence).
+
+    `pacer` is the channel's (`PacerRegistry.for_channel`), shared with every other reply there.
+    `clock` must tick in seconds like `time.monotonic`: waits are real-time.
+    After `consume()`, `content`, `finish_reason`, `usage` and `cost` hold what the stream said.
+    """
+
     def __init__(
         self,
         surface: ReplySurface,
@@ -112,7 +119,6 @@ class ReplyStreamer:
         self._reasoning_tail = ""
         self._reasoning_seen = False
         self._begun = False
-        self.reasoning_chars = 0
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
         self.cost: Cost | None = None
@@ -138,11 +144,9 @@ class ReplyStreamer:
         return self._chunks[0] if self._chunks else ""
 
     @property
-    def elapsed_s(self) -> float:
-        return 0.0 if self._started_at is None else self._clock() - self._started_at
-
-    @property
     def refs(self) -> tuple[MessageRef, ...]:
+        """The messages posted so far (the first one exists soon after `begin()`), e.g. to record
+        where a reply lives before it is finished, so a crash can be repaired."""
         return tuple(self._refs)
 
     # --- the three phases ------------------------------------------------------------------------
@@ -172,7 +176,6 @@ class ReplyStreamer:
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
-                        self.reasoning_chars += len(text)
                         self._reasoning_tail = (self._reasoning_tail + text)[-2 * self._excerpt_chars :]
                         if not self._reasoning_seen:
                             self._reasoning_seen = True

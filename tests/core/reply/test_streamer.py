@@ -221,7 +221,7 @@ async def test_earlier_parts_are_not_re_edited_once_final():
 
 async def test_thinking_line_counts_seconds_shows_an_excerpt_then_gives_way_to_the_answer():
     surface = MemorySurface(DISCORD)
-    reasoning = [ReasoningDelta(f"step {i} *checks* <@U1> the `value`\n") for i in range(28)]
+    reasoning = [ReasoningDelta(f"step {i} *checks* <@U1> the `value`\\\n") for i in range(28)]
     events = [*reasoning, ContentDelta("The answer."), Finish("stop")]
     result = await run_reply(make_streamer(surface), feed(events, delay=0.05))
     texts = visible_texts(surface)
@@ -361,6 +361,7 @@ async def test_stop_before_any_answer_replaces_the_thinking_line():
     surface = MemorySurface(DISCORD)
     streamer = make_streamer(surface)
     await streamer.begin()
+    assert [ref.id for ref in streamer.refs] == list(surface.messages)  # known before the answer ends
     thinking = feed((ReasoningDelta("hm ") for _ in range(1000)), delay=0.01)
     task = asyncio.create_task(streamer.consume(thinking))
     await asyncio.sleep(0.05)
