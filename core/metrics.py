@@ -96,11 +96,13 @@ class Metrics:
         if total_s is not None:
             self._latency.labels(platform).observe(total_s)
 
-    def edit(self, platform: str) -> None:
-        self._edits.labels(platform).inc()
+    def edit(self, platform: str, count: int = 1) -> None:
+        """`count` posts or edits of reply messages."""
+        self._edits.labels(platform).inc(count)
 
-    def rate_limited(self, platform: str) -> None:
-        self._rate_limited.labels(platform).inc()
+    def rate_limited(self, platform: str, count: int = 1) -> None:
+        """`count` 429s the platform answered."""
+        self._rate_limited.labels(platform).inc(count)
 
     def retry(self) -> None:
         self._retries.inc()

@@ -226,6 +226,10 @@ class ChatService:
                 if flight.stopped:
                     return AnswerOutcome("stopped")
                 return await _Answer(self, turn, surface, instruction, flight).run()
+        except Exception:
+            # A bug or a broken database must not take the adapter down with it; the log has the details.
+            log.exception("answer failed", extra={"platform": platform})
+            return AnswerOutcome("error")
         finally:
             self._flights.discard(flight)
             if not self._flights:
@@ -303,6 +307,9 @@ class _Answer:
             max_tokens=self.settings.max_tokens,
             reasoning_effort=effort,
         )
+        if self.flight.stopped:  # the prompt was deleted while its files were being read
+            result = await self.streamer.finish("stopped", notes=prepared.notes)
+            return AnswerOutcome("stopped", result.text, result.refs)
         worst_case = worst_case_cost(self.settings, context.estimated_prompt_tokens)
         reservation = await self.service.budgets.reserve(turn.key, turn.user_id, worst_case)
         if not isinstance(reservation, Reservation):
@@ -331,10 +338,8 @@ class _Answer:
             self.streamer.finish(outcome, error=error, footer=footer, notes=notes)
         )
         stats = self.streamer.stats
-        for _ in range(stats.posts + stats.edits):
-            self.service.metrics.edit(turn.key.platform)
-        for _ in range(stats.rate_limited):
-            self.service.metrics.rate_limited(turn.key.platform)
+        self.service.metrics.edit(turn.key.platform, stats.posts + stats.edits)
+        self.service.metrics.rate_limited(turn.key.platform, stats.rate_limited)
         if not finished.delivered:
             log.error(
                 "final text of reply %s could not be delivered",

@@ -281,3 +281,19 @@ async def test_a_streaming_reply_is_stored_with_its_message_id_before_it_finishe
     assert stored[1].status == "streaming"
     assert stored[1].platform_message_id == next(iter(surface.messages))
     await task
+
+
+async def test_a_surface_that_keeps_failing_is_logged_and_the_answer_is_still_kept(
+    service, model_server, caplog
+):
+    class BrokenSurface(MemorySurface):
+        async def post(self, text: str):
+            raise RuntimeError("adapter bug")
+
+    model_server.enqueue(Script(content="kept anyway"))
+    outcome = await service.answer(turn("q"), BrokenSurface(LIMITS))
+    assert outcome.text == "kept anyway"
+    assert "could not be delivered" in caplog.text
+    assert (await service.store.conversation(KEY))[-1].text == "kept anyway"
+    # The service keeps working for everyone else.
+    assert (await service.answer(turn("again"), MemorySurface(LIMITS))).status == "complete"
