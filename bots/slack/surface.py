@@ -78,14 +78,19 @@ class SlackSurface:
 
     async def post(self, text: str) -> MessageRef:
         await self._stop_streams()
+        refusal = None
         if self._thread_ts and self._capabilities.native_streaming:
-            ts = await self._start_stream(text)
+            ts, refusal = await self._start_stream(text)
             if ts is not None:
                 return MessageRef(ts, self._channel)
         async with platform_errors():
             response = await self._client.chat_postMessage(
                 channel=self._channel, thread_ts=self._thread_ts, markdown_text=text
             )
+        if refusal is not None:
+            # A plain post worked where the stream did not: streaming itself is what Slack refuses here.
+            log.warning("native streaming refused (%s); answers are posted and edited", refusal)
+            self._capabilities.native_streaming = False
         return MessageRef(str(response["ts"]), self._channel)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
@@ -121,8 +126,8 @@ class SlackSurface:
 
     # --- native streaming ------------------------------------------------------------------------
 
-    async def _start_stream(self, text: str) -> str | None:
-        """The new message's ts, or None when Slack refuses native streaming here (fall back)."""
+    async def _start_stream(self, text: str) -> tuple[str | None, str | None]:
+        """(the new message's ts, None), or (None, Slack's reason) when it refuses to stream."""
         try:
             response = await self._client.chat_startStream(
                 channel=self._channel,
@@ -134,12 +139,10 @@ class SlackSurface:
         except SlackApiError as error:
             if is_rate_limited(error):
                 raise SurfaceRateLimited(retry_after(error)) from error
-            log.warning("native streaming refused (%s); answers are posted and edited", error_code(error))
-            self._capabilities.native_streaming = False
-            return None
+            return None, error_code(error)
         ts = str(response["ts"])
         self._streams[ts] = text
-        return ts
+        return ts, None
 
     async def _append(self, ts: str, delta: str) -> bool:
         """Append to an open stream; False when Slack has ended it (continue with chat.update)."""

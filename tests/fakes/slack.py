@@ -558,7 +558,8 @@ class FakeSlack:
             handler = getattr(self, "_m_" + method.replace(".", "_"), None)
             if handler is None:
                 raise SlackError("unknown_method", 404)
-            return web.json_response({"ok": True, **handler(args)})
+            scopes = {"X-OAuth-Scopes": ",".join(sorted(self.scopes))}
+            return web.json_response({"ok": True, **handler(args)}, headers=scopes)
         except SlackError as error:
             call.error, call.status = error.error, error.status
             headers = {}

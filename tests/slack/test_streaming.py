@@ -3,6 +3,8 @@ mode, Slack's rate limits (429 + Retry-After), long answers and the thinking sta
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.conftest import StartBot, World
 
@@ -104,18 +106,35 @@ async def test_a_rate_limited_stream_append_is_retried_with_the_text_it_missed(
     assert reply.text.count("part 59.") == 1
 
 
+@pytest.mark.parametrize("mode", ["native", "edit"])
 async def test_an_answer_longer_than_one_message_continues_in_the_thread(
-    start_bot: StartBot, world: World, model_server: FakeModelServer
+    start_bot: StartBot, world: World, model_server: FakeModelServer, mode: str
 ):
-    bot = await start_bot(slack_stream_mode="edit")
+    bot = await start_bot(slack_stream_mode=mode)
     paragraphs = [f"Paragraph {n}: " + "lorem ipsum " * 40 for n in range(40)]
-    model_server.enqueue(Script(content="\n\n".join(paragraphs), chunk_chars=2000))
+    model_server.enqueue(Script(content="\n\n".join(paragraphs), chunk_chars=300, delay_s=0.005))
     ts = await world.slack.post(world.alice, world.general, world.mention("write an essay"))
     await bot.idle()
     replies = world.slack.bot_messages(world.general, thread_ts=ts)
     assert len(replies) == 2
-    assert all(len(reply.text) <= 12_000 for reply in replies)
-    assert "Paragraph 0:" in replies[0].text and "Paragraph 39:" in replies[1].text
+    assert all(len(reply.text) <= 12_000 and not reply.streaming for reply in replies)
+    written = "\n\n".join(reply.text for reply in replies)
+    assert all(written.count(f"Paragraph {n}:") == 1 for n in range(40))
+    assert len(world.slack.calls_to("chat.startStream")) == (2 if mode == "native" else 0)
+
+
+async def test_a_channel_problem_is_not_mistaken_for_streaming_being_refused(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    world.slack.fail_next("chat.startStream", "not_in_channel")
+    world.slack.fail_next("chat.postMessage", "not_in_channel")
+    await world.slack.post(world.alice, world.general, world.mention("first"))
+    await bot.idle()
+    second = await world.slack.post(world.alice, world.general, world.mention("second"))
+    await bot.idle()
+    assert [call.error for call in world.slack.calls_to("chat.startStream")] == ["not_in_channel", None]
+    assert world.slack.bot_messages(world.general, thread_ts=second)
 
 
 async def test_top_level_dm_answers_show_thinking_in_the_message_not_as_a_status(
