@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ SLACK_LIMITS = PlatformLimits(
 STATUS_LIMITS = dataclasses.replace(SLACK_LIMITS, thinking_in_message=False)
 # A response_url may be used five times in 30 minutes.
 RESPONSE_URL_USES = 5
+# <!here>, <!channel>, <!everyone>, <!subteam^S123|@team>: Slack's notifying mentions.
+_BROADCAST = re.compile(r"<!(here|channel|everyone|subteam\^[A-Z0-9]+)(?:\|@?([^>]*))?>")
 # Errors that say a native stream is over (it expired, or it was stopped elsewhere).
 STREAM_ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})
 
@@ -77,6 +80,7 @@ class SlackSurface:
         self._streams: dict[str, str] = {}  # ts -> text streamed so far, for messages still streaming
 
     async def post(self, text: str) -> MessageRef:
+        text = defuse_mentions(text)
         await self._stop_streams()
         refusal = None
         if self._thread_ts and self._capabilities.native_streaming:
@@ -94,6 +98,7 @@ class SlackSurface:
         return MessageRef(str(response["ts"]), self._channel)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
+        text = defuse_mentions(text)
         streamed = self._streams.get(ref.id)
         if streamed is not None:
             if text.startswith(streamed) and await self._append(ref.id, text[len(streamed) :]):
@@ -187,12 +192,12 @@ class EphemeralSurface:
         self._ids = itertools.count(1)
 
     async def post(self, text: str) -> MessageRef:
-        self._parts.append(text)
+        self._parts.append(defuse_mentions(text))
         return MessageRef(f"ephemeral-{next(self._ids)}", self._channel)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
         index = int(ref.id.rsplit("-", 1)[-1]) - 1
-        self._parts[index] = text
+        self._parts[index] = defuse_mentions(text)
 
     async def set_status(self, status: str | None) -> None:
         """The command's acknowledgement already says the answer is coming."""
@@ -207,6 +212,11 @@ class EphemeralSurface:
             except Exception as error:
                 log.warning("could not send a private answer: %s", type(error).__name__)
                 return
+
+
+def defuse_mentions(text: str) -> str:
+    """Whatever the model writes, a reply never notifies a whole channel or a user group."""
+    return _BROADCAST.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
 
 
 def markdown_block(text: str) -> dict[str, str]:

@@ -170,3 +170,14 @@ async def test_when_the_thread_status_is_refused_later_answers_think_in_the_mess
     ]
     assert "Thinking" in posts[0]["markdown_text"]
     assert world.slack.bot_messages(world.random, thread_ts=second)[0].text.startswith("Two.")
+
+
+async def test_a_reply_never_notifies_a_whole_channel(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    model_server.enqueue(Script(content="Hey <!channel> and <!here|here>, ask <!subteam^S0ENG|@eng>."))
+    ts = await world.slack.post(world.alice, world.general, world.mention("announce it"))
+    await bot.idle()
+    [reply] = world.slack.bot_messages(world.general, thread_ts=ts)
+    assert reply.text.startswith("Hey @channel and @here, ask @eng.")
