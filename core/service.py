@@ -29,7 +29,7 @@ from core.metrics import Metrics
 from core.models import AttachmentMeta, ConversationKey, Turn
 from core.reply.footer import format_footer
 from core.reply.pacing import PacerRegistry
-from core.reply.split import split_message
+from core.reply.split import close_fence, split_message
 from core.reply.streamer import ReplyStreamer
 from core.reply.surface import MessageRef, PlatformLimits, ReplySurface
 from core.store import Store, apply_retention, open_store
@@ -163,12 +163,13 @@ class ChatService:
         mine = [m for m in self._recovered if m.key.platform == platform and m.platform_message_id]
         self._recovered = [m for m in self._recovered if m not in mine]
         replies = []
+        marker = f"\n\n{INTERRUPTED_BY_RESTART}"
+        # Room for the marker and for a code fence that the last part may need closed before it.
+        room = limits.max_message_chars - len(marker) - len("\n```")
         for message in mine:
-            marker = f"\n\n{INTERRUPTED_BY_RESTART}"
-            parts = split_message(message.text, limits.max_message_chars - len(marker)) or [""]
-            replies.append(
-                InterruptedReply(message.key, message.platform_message_id or "", parts[-1] + marker)
-            )
+            last = (split_message(message.text, room) or [""])[-1]
+            text = close_fence(last) + marker
+            replies.append(InterruptedReply(message.key, message.platform_message_id or "", text))
         return replies
 
     # --- settings and reports -------------------------------------------------------------------------

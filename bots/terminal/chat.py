@@ -36,15 +36,19 @@ HELP = """Type a message and press Enter. Commands:
 
 
 class TerminalSurface:
-    """Prints a reply as it grows: each edit writes only what is new since the last one."""
+    """Prints a reply as it grows: each edit writes only what is new since the last one.
+
+    On a terminal the thinking status is one line rewritten in place; in a pipe it is printed once.
+    """
 
     limits = TERMINAL_LIMITS
 
     def __init__(self, out: TextIO):
         self._out = out
-        self._dim = ("\x1b[2m", "\x1b[0m") if out.isatty() else ("", "")
+        self._tty = out.isatty()
         self._shown: dict[str, str] = {}
-        self._status: str | None = None
+        self._status_line = False  # a status is on screen, waiting to be replaced
+        self._said_status = False
 
     async def post(self, text: str) -> MessageRef:
         ref = MessageRef(id=str(len(self._shown) + 1), channel="terminal")
@@ -53,6 +57,7 @@ class TerminalSurface:
         return ref
 
     async def edit(self, ref: MessageRef, text: str) -> None:
+        self._clear_status()
         shown = self._shown.get(ref.id, "")
         if text.startswith(shown):
             self._out.write(text[len(shown) :])
@@ -63,10 +68,20 @@ class TerminalSurface:
         self._out.flush()
 
     async def set_status(self, status: str | None) -> None:
-        if status and status != self._status:
-            self._out.write(f"{self._dim[0]}{status}{self._dim[1]}\n")
-            self._out.flush()
-        self._status = status
+        if status is None:
+            self._clear_status()
+        elif self._tty:
+            self._out.write(f"\r\x1b[2K\x1b[2m{status[:200]}\x1b[0m")
+            self._status_line = True
+        elif not self._said_status:
+            self._out.write(f"{status}\n")
+            self._said_status = True
+        self._out.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_line:
+            self._out.write("\r\x1b[2K")
+            self._status_line = False
 
     def end_reply(self) -> None:
         self._out.write("\n\n")

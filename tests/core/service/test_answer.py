@@ -297,3 +297,20 @@ async def test_a_surface_that_keeps_failing_is_logged_and_the_answer_is_still_ke
     assert (await service.store.conversation(KEY))[-1].text == "kept anyway"
     # The service keeps working for everyone else.
     assert (await service.answer(turn("again"), MemorySurface(LIMITS))).status == "complete"
+
+
+async def test_recovered_reply_cut_inside_a_code_block_closes_it_before_the_warning(make_settings):
+    settings = make_settings()
+    crashed = await ChatService.open(settings)
+    reply = await crashed.store.add_message(
+        KEY, "assistant", "seedbot", "seedbot", "Here:\n```python\nprint(1)\n", status="streaming"
+    )
+    await crashed.store.update_message(reply, platform_message_id="msg-7")
+    await crashed.close()
+
+    service = await ChatService.open(settings)
+    [recovered] = await service.recover_interrupted("test", LIMITS)
+    await service.close()
+    body, _, warning = recovered.text.rpartition("\n\n")
+    assert body.rstrip().endswith("```") and body.count("```") == 2
+    assert "restarted" in warning
