@@ -212,11 +212,7 @@ class FakeSlack:
         app.router.add_get("/link", self.socket.handle)
         app.router.add_get("/files-pri/{key}/{name:.*}", self._file)
         app.router.add_post("/respond/{key}", self._respond)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -812,6 +808,15 @@ class FakeSlack:
             "previous_message": previous,
             "channel_type": self.channels[channel].channel_type,
         }
+
+
+async def serve_locally(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve `app` on a free port of 127.0.0.1: (the runner to clean up, the port)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def _user(user_id: str, name: str, *, is_bot: bool = False, bot_id: str | None = None) -> dict[str, Any]:

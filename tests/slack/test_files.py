@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tests.core.media.samples import encode, photo, write_video
 from tests.fakes.model_server import FakeModelServer
+from tests.fakes.slack import serve_locally
 from tests.slack.conftest import StartBot, World, model_parts, reply_text
 
 PNG = encode(photo(64, 48), "PNG")
@@ -31,11 +32,7 @@ class ForeignHost:
     async def __aenter__(self) -> ForeignHost:
         app = web.Application()
         app.router.add_get("/cat.png", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
