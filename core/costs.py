@@ -11,13 +11,14 @@ import calendar
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Literal
 
 from core.config import Settings
 from core.llm.types import CompletionResult
 from core.media.tokens import estimate_text_tokens
 from core.models import ConversationKey, Platform
+from core.money import format_usd
 from core.store.base import (
     UNLIMITED,
     BudgetRefusal,
@@ -77,18 +78,6 @@ def call_cost(
     # The stream broke before its usage chunk: the prompt was read and the text so far was generated.
     completion = estimate_text_tokens(result.content) + estimate_text_tokens(result.reasoning)
     return estimate_cost(settings, estimated_prompt_tokens, completion), "estimated"
-
-
-def format_usd(amount: Decimal) -> str:
-    """`$0.50`, `$0.0033`, `$12.35`: cents for big amounts, four decimals below a dollar."""
-    if amount == 0:
-        return "$0.00"
-    if 0 < amount < Decimal("0.0001"):
-        return "<$0.0001"
-    places = Decimal("0.01") if abs(amount) >= 1 else Decimal("0.0001")
-    text = f"{amount.quantize(places, ROUND_HALF_UP):,f}"
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
 
 
 # --- budgets ---------------------------------------------------------------------------------------------

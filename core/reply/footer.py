@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from core.llm.types import Usage
+from core.money import format_usd
 
 SEPARATOR = " · "
 
@@ -44,16 +45,3 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-
-
-def format_usd(usd: Decimal) -> str:
-    """Two significant digits below a dollar ($0.0033, $0.012), cents above ($1.25)."""
-    if usd <= 0:
-        return "$0"
-    if usd >= Decimal("0.995"):
-        return f"${usd.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
-    places = -usd.adjusted() + 1
-    rounded = usd.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    if rounded.adjusted() > usd.adjusted():  # 0.0099999 rounds up to 0.010, not 0.0100
-        rounded = rounded.quantize(Decimal(1).scaleb(1 - places))
-    return f"${rounded:f}"

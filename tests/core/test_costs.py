@@ -17,13 +17,13 @@ from core.costs import (
     call_cost,
     cost_report,
     estimate_cost,
-    format_usd,
     period_start,
     spend_report,
     worst_case_cost,
 )
 from core.llm.types import CompletionResult, Cost, Usage
 from core.models import ConversationKey
+from core.money import format_usd
 from core.store import open_store
 from core.store.base import LedgerEntry, Reservation, Store, UsageFilter
 

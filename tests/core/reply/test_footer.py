@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from core.llm.types import Usage
-from core.reply.footer import format_duration, format_footer, format_usd
+from core.reply.footer import format_duration, format_footer
 
 
 def test_full_footer_reads_like_the_spec():
@@ -23,23 +23,6 @@ def test_unknown_pieces_are_left_out():
     assert format_footer(None, 1.0, None, None) == "1.0 s"
     assert format_footer("low", None, Usage(completion_tokens=12), None) == "low effort · 12 tokens"
     assert format_footer(None, None, None, None, ["", "note"]) == "note"
-
-
-@pytest.mark.parametrize(
-    ("usd", "shown"),
-    [
-        ("0", "$0"),
-        ("0.0033265", "$0.0033"),
-        ("0.012", "$0.012"),
-        ("0.5", "$0.50"),
-        ("0.0099999", "$0.010"),
-        ("0.999", "$1.00"),
-        ("1.2345", "$1.23"),
-        ("1234.5", "$1,234.50"),
-    ],
-)
-def test_usd_keeps_two_significant_digits_below_a_dollar(usd: str, shown: str):
-    assert format_usd(Decimal(usd)) == shown
 
 
 @pytest.mark.parametrize(
