@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.slack_delivery import (
     Delivery,
     HttpEventSender,
@@ -212,7 +213,7 @@ class FakeSlack:
         app.router.add_get("/link", self.socket.handle)
         app.router.add_get("/files-pri/{key}/{name:.*}", self._file)
         app.router.add_post("/respond/{key}", self._respond)
-        self._runner, self.port = await serve_locally(app)
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -808,15 +809,6 @@ class FakeSlack:
             "previous_message": previous,
             "channel_type": self.channels[channel].channel_type,
         }
-
-
-async def serve_locally(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Serve `app` on a free port of 127.0.0.1: (the runner to clean up, the port)."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def _user(user_id: str, name: str, *, is_bot: bool = False, bot_id: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from tests.core.media.samples import encode, photo, write_video
+from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.model_server import FakeModelServer
-from tests.fakes.slack import serve_locally
 from tests.slack.conftest import StartBot, World, model_parts, reply_text
 
 PNG = encode(photo(64, 48), "PNG")
@@ -32,7 +32,7 @@ class ForeignHost:
     async def __aenter__(self) -> ForeignHost:
         app = web.Application()
         app.router.add_get("/cat.png", self._serve)
-        self._runner, self.port = await serve_locally(app)
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
