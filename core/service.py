@@ -24,7 +24,7 @@ from core.llm import errors
 from core.llm.client import ChatClient
 from core.llm.types import ChatRequest, CompletionResult, Effort, TextPart, Usage
 from core.locks import KeyedLocks
-from core.media import MediaPipeline
+from core.media import MediaPipeline, MediaProgress, PreparedMedia
 from core.metrics import Metrics
 from core.models import AttachmentMeta, ConversationKey, Turn
 from core.reply.footer import format_footer
@@ -46,6 +46,7 @@ INTERRUPTED_BY_RESTART = "⚠️ Interrupted: the bot restarted before this answ
 # A crash loses at most this much of a streaming answer from the store (the chat message keeps it all).
 CHECKPOINT_EVERY_S = 2.0
 RETENTION_EVERY_S = 6 * 3600.0
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -279,7 +280,7 @@ class _Answer:
                 )
             )[0]
         )
-        prepared = await self.service.media.prepare(turn.attachments)
+        prepared = await self._prepare_media()
         history = [*await self._platform_history(), *await store.conversation(turn.key)]
         await store.add_message(
             turn.key,
@@ -367,6 +368,30 @@ class _Answer:
             time.monotonic() - self.started,
         )
         return AnswerOutcome(outcome, result.content, finished.refs, result.request_id, usd)
+
+    async def _prepare_media(self) -> PreparedMedia:
+        """Run the prompt's files through the media pipeline, showing progress of slow work (video
+        re-encoding) as the reply's status, at most once a second."""
+        latest: list[MediaProgress] = []
+        changed = asyncio.Event()
+
+        def on_progress(progress: MediaProgress) -> None:
+            latest[:] = [progress]
+            changed.set()
+
+        async def show() -> None:
+            while True:
+                await changed.wait()
+                changed.clear()
+                progress = latest[0]
+                await self.surface.set_status(f"Preparing {progress.name}… {progress.fraction:.0%}")
+                await asyncio.sleep(PROGRESS_EVERY_S)
+
+        shower = asyncio.create_task(show())
+        try:
+            return await self.service.media.prepare(self.turn.attachments, on_progress=on_progress)
+        finally:
+            shower.cancel()
 
     async def _platform_history(self) -> list[StoredMessage]:
         """Earlier messages the platform handed over that the store does not have (thread context, reply

@@ -28,7 +28,7 @@ from core.llm.types import (
     VideoPart,
     VideoURL,
 )
-from core.media import MediaPipeline
+from core.media import MediaPipeline, MediaProgress
 from core.reply.footer import format_footer
 
 EXIT_OK = 0
@@ -54,9 +54,15 @@ async def build_parts(
     local = [LocalFile(Path(path)) for path in [*images, *videos] if not _is_url(path)]
     if not local:
         return parts, []
-    if any(not _is_url(video) for video in videos):
-        print("Preparing video (this can take a while for long or large files)…", file=err, flush=True)
-    prepared = await MediaPipeline(settings).prepare(local)
+    shown: list[str] = []
+
+    def show_progress(progress: MediaProgress) -> None:
+        shown.append(progress.name)
+        print(f"\rPreparing {progress.name}… {progress.fraction:.0%}", end="", file=err, flush=True)
+
+    prepared = await MediaPipeline(settings).prepare(local, on_progress=show_progress)
+    if shown:
+        print(file=err)
     return parts + prepared.parts, prepared.notes
 
 

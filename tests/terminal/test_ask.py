@@ -108,3 +108,15 @@ async def test_bad_setting_is_one_clear_line(model_server, tmp_path):
     assert code == 3
     assert "SEEDBOT_DEFAULT_EFFORT" in err
     assert "Traceback" not in err
+
+
+async def test_video_re_encoding_shows_progress(model_server, tmp_path):
+    from tests.core.media.samples import write_video
+
+    clip = write_video(tmp_path / "long.mp4", seconds=3, width=160, height=120)
+    env = environment(model_server, tmp_path, SEEDBOT_VIDEO_MAX_SECONDS="2")
+    code, _, err = await seedbot("ask", "what happens?", "--video", str(clip), env=env)
+    assert code == 0
+    assert "Preparing long.mp4… " in err
+    parts = model_server.requests[0].body["messages"][-1]["content"]
+    assert any(part["type"] == "video_url" for part in parts)

@@ -314,3 +314,16 @@ async def test_recovered_reply_cut_inside_a_code_block_closes_it_before_the_warn
     body, _, warning = recovered.text.rpartition("\n\n")
     assert body.rstrip().endswith("```") and body.count("```") == 2
     assert "restarted" in warning
+
+
+async def test_slow_video_work_shows_its_progress_as_the_reply_status(make_settings, model_server, tmp_path):
+    from tests.core.media.samples import write_video
+
+    clip = write_video(tmp_path / "long.mp4", seconds=3, width=160, height=120).read_bytes()
+    service = await ChatService.open(make_settings(video_max_seconds=2))
+    surface = MemorySurface(LIMITS)
+    outcome = await service.answer(turn("what happens?", attachments=[BytesFile("long.mp4", clip)]), surface)
+    await service.close()
+    assert outcome.status == "complete"
+    assert any(status and status.startswith("Preparing long.mp4… ") for status in surface.statuses)
+    assert "only the first" in surface.texts[-1]  # the trimming note
