@@ -240,7 +240,11 @@ Labeller = Callable[[UsageGroupBy, str], str]
 """How the platform shows a user or channel id (e.g. Slack's `<@U123>`); the default shows the id."""
 
 
-def format_spend_report(report: SpendReport, *, label: Labeller = lambda kind, key: key) -> str:
+def str_label(kind: UsageGroupBy, key: str) -> str:
+    return key
+
+
+def format_spend_report(report: SpendReport, *, label: Labeller = str_label) -> str:
     """Plain text lines for the chat."""
     lines = [
         f"Spend for {_SCOPE_TITLES[report.scope]} · {_PERIOD_TITLES[report.period]}",
@@ -275,7 +279,7 @@ async def cost_report(
     scope: ReportScope,
     period: Period,
     include_top: bool = False,
-    label: Labeller = lambda kind, key: key,
+    label: Labeller = str_label,
     now: datetime | None = None,
 ) -> str:
     """The `/cost` answer as text: `spend_report` formatted by `format_spend_report`."""

@@ -19,7 +19,7 @@ from typing import Literal
 
 from core.config import Settings
 from core.context import ContextTooLarge, NewTurn, assemble_context
-from core.costs import BudgetPolicy, call_cost, cost_report, worst_case_cost
+from core.costs import BudgetPolicy, Labeller, call_cost, cost_report, str_label, worst_case_cost
 from core.llm import errors
 from core.llm.client import ChatClient
 from core.llm.types import ChatRequest, CompletionResult, Effort, TextPart, Usage
@@ -190,9 +190,17 @@ class ChatService:
         await self.store.set_setting("effort", level, scope, platform, scope_id)
 
     async def cost_report(
-        self, *, key: ConversationKey, user_id: str, scope: ReportScope, period: Period, include_top: bool
+        self,
+        *,
+        key: ConversationKey,
+        user_id: str,
+        scope: ReportScope,
+        period: Period,
+        include_top: bool,
+        label: Labeller = str_label,
     ) -> str:
-        """The `/cost` text for someone talking in `key`'s channel (`include_top` for admins)."""
+        """The `/cost` text for someone talking in `key`'s channel (`include_top` for admins); `label`
+        shows a user or channel id the platform's way (a mention, a name)."""
         return await cost_report(
             self.store,
             self.settings,
@@ -201,6 +209,7 @@ class ChatService:
             scope=scope,
             period=period,
             include_top=include_top,
+            label=label,
         )
 
     async def forget_user(self, platform: str, user_id: str) -> int:

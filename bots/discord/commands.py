@@ -24,16 +24,13 @@ from bots.discord.conversation import (
 )
 from bots.discord.surface import InteractionSurface
 from core.models import ConversationKey, HistoryMessage, Turn
+from core.prompts import SUMMARY_INSTRUCTION
 
 if TYPE_CHECKING:
     from bots.discord.client import SeedClient
 
 log = logging.getLogger(__name__)
 
-SUMMARY_INSTRUCTION = (
-    "Summarize the earlier messages you were given: the main topics, decisions, open questions and "
-    "what any shared images, videos or files show. Name who said what where it matters. Be concise."
-)
 DEFAULT_SUMMARY_COUNT = 30
 MAX_REPORT_CHARS = 2000
 NO_SERVER = "There is no server here; use scope `me`."
@@ -190,6 +187,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
             scope=REPORT_SCOPES[scope],
             period=period,
             include_top=_caller_is_admin(bot, interaction),
+            label=mention_label,
         )
         await interaction.edit_original_response(content=report[:MAX_REPORT_CHARS])
 
@@ -259,3 +257,8 @@ async def _summarize(
 def _is_response_to(message: discord.Message, interaction: discord.Interaction) -> bool:
     metadata = message.interaction_metadata
     return metadata is not None and metadata.id == interaction.id
+
+
+def mention_label(kind: str, key: str) -> str:
+    """Users and channels in a /cost report as the platform's mentions, shown as names."""
+    return f"<#{key}>" if kind == "channel" else f"<@{key}>"

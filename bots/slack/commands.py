@@ -32,6 +32,7 @@ from bots.slack.conversation import (
 from bots.slack.surface import EphemeralSurface, Respond
 from core.config import EFFORTS
 from core.models import HistoryMessage, Turn
+from core.prompts import SUMMARY_INSTRUCTION
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,6 @@ HELP = "\n".join(
         "• `/seed forget`: delete what I have stored from your messages",
         "• Message menu → *Summarize with Seed*: summarize that message's thread",
     ]
-)
-SUMMARY_INSTRUCTION = (
-    "You are summarizing a Slack conversation from the earlier messages you were given. Cover the "
-    "main topics, decisions, open questions and what any shared images, videos or files show; say "
-    "who said what where it matters. Be concise and use short bullet points."
 )
 PRIVATE_ACK = "Thinking… (only you will see the answer)"
 NO_HISTORY = "I can't read this channel's messages: invite me first with `/invite @Seed`."
@@ -243,6 +239,7 @@ async def _run(bot: SlackBot, command: Command, where: Invocation) -> None:
                 scope=scope,
                 period=period,
                 include_top=admin,
+                label=mention_label,
             )
             await where.respond(text=report)
         case Summarize():
@@ -377,3 +374,8 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     turn = _turn(bot, where, root, "Summarize this thread.", await bot.people.name(user), history=history)
     surface = bot.surface(channel=channel, thread_ts=root, user=user)
     await bot.answer(turn, surface, instruction=SUMMARY_INSTRUCTION)
+
+
+def mention_label(kind: str, key: str) -> str:
+    """Users and channels in a /cost report as the platform's mentions, shown as names."""
+    return f"<#{key}>" if kind == "channel" else f"<@{key}>"

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from core.prompts import SUMMARY_INSTRUCTION
 from tests.discord.conftest import Bot, StartBot, World, last_user_text, request_parts
 from tests.discord.test_attachments import png
 from tests.discord.test_messages import wait_answer
@@ -141,7 +142,7 @@ async def test_summarize_reads_recent_channel_messages(
     await response_text(api, interaction, "effort")
     context = last_user_text(model_server)
     assert "We ship on Friday." in context and "QA needs one more day." in context
-    assert "Summarize the earlier messages" in context  # the summary instruction
+    assert SUMMARY_INSTRUCTION in context
 
 
 async def test_summarize_message_menu_reads_that_message(

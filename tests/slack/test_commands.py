@@ -6,6 +6,7 @@ import pytest
 
 from bots.slack.access import ADMINS_ONLY, NOT_ENABLED
 from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
+from core.prompts import SUMMARY_INSTRUCTION
 from tests.core.media.samples import encode, photo
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack import FakeSlack
@@ -125,7 +126,7 @@ async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
     [mine] = private_texts(world.slack, world.alice)
     assert "1 request" in mine and "$" in mine and "Top spenders" not in mine
     [everyone] = private_texts(world.slack, world.boss)
-    assert "Top spenders" in everyone and world.alice in everyone
+    assert "Top spenders" in everyone and f"<@{world.alice}>" in everyone
 
 
 async def test_summarize_sums_up_recent_messages_and_shared_media_in_a_thread(
@@ -141,7 +142,7 @@ async def test_summarize_sums_up_recent_messages_and_shared_media_in_a_thread(
     prompt = model_prompt(model_server)
     assert "update number 4" in prompt and "the chart" in prompt
     assert "update number 2" not in prompt  # only the last 3 messages
-    assert "summarizing a Slack conversation" in prompt
+    assert SUMMARY_INSTRUCTION in prompt
     assert len(model_parts(model_server, "image_url")) == 1
     header = world.slack.bot_messages(world.general)[0]
     assert header.text == f"<@{world.alice}> asked me to summarize the last 3 messages here."
@@ -191,7 +192,7 @@ async def test_the_shortcut_summarizes_the_thread_of_a_message_in_that_thread(
     await bot.idle()
     prompt = model_prompt(model_server)
     assert "the site is down" in prompt and "Rolled back" in prompt and "unrelated chatter" not in prompt
-    assert "summarizing a Slack conversation" in prompt
+    assert SUMMARY_INSTRUCTION in prompt
     assert world.slack.bot_messages(world.general, thread_ts=root)
 
 
