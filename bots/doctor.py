@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bots.slack.scopes import BOT_SCOPES, OPTIONAL_SCOPES
 from core.config import ConfigError, Settings, load_settings
 from core.llm import errors
 from core.llm.client import ChatClient
@@ -26,25 +27,6 @@ from core.store import StoreError, open_store
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 
-# Bot scopes the Slack adapter uses (deploy/slack/manifest.yaml grants them). The optional ones only
-# light up extras, so their absence is a warning, not a failure.
-SLACK_SCOPES = (
-    "app_mentions:read",
-    "channels:history",
-    "groups:history",
-    "im:history",
-    "mpim:history",
-    "chat:write",
-    "files:read",
-    "commands",
-    "users:read",
-    "reactions:write",
-    "assistant:write",
-)
-SLACK_OPTIONAL_SCOPES = {
-    "assistant:write": "Slack's assistant view (thinking status, suggested prompts)",
-    "reactions:write": "reactions on prompts",
-}
 SLACK_AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 # Application flags: approved intent (100+ servers) and the self-service toggle (under 100 servers).
 GATEWAY_MESSAGE_CONTENT = 1 << 18
@@ -230,8 +212,8 @@ def _slack_scopes(headers: httpx.Headers) -> Check:
     if raw is None:
         return Check("slack scopes", "warn", "Slack did not report the granted scopes", "")
     granted = {scope.strip() for scope in raw.split(",") if scope.strip()}
-    missing = [scope for scope in SLACK_SCOPES if scope not in granted]
-    required = [scope for scope in missing if scope not in SLACK_OPTIONAL_SCOPES]
+    missing = [scope for scope in BOT_SCOPES if scope not in granted]
+    required = [scope for scope in missing if scope not in OPTIONAL_SCOPES]
     fix = (
         f"add {', '.join(missing)} under OAuth & Permissions → Bot Token Scopes (or paste "
         "deploy/slack/manifest.yaml), then reinstall the app to the workspace"
@@ -239,9 +221,9 @@ def _slack_scopes(headers: httpx.Headers) -> Check:
     if required:
         return Check("slack scopes", "fail", f"missing {', '.join(missing)}", fix)
     if missing:
-        extras = "; ".join(f"{scope}: {SLACK_OPTIONAL_SCOPES[scope]}" for scope in missing)
+        extras = "; ".join(f"{scope}: {OPTIONAL_SCOPES[scope]}" for scope in missing)
         return Check("slack scopes", "warn", f"missing optional {extras}", fix)
-    return Check("slack scopes", "ok", f"all {len(SLACK_SCOPES)} needed scopes granted")
+    return Check("slack scopes", "ok", f"all {len(BOT_SCOPES)} needed scopes granted")
 
 
 async def _slack_connection(settings: Settings, http: httpx.AsyncClient) -> Check:

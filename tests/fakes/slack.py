@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bots.slack.scopes import BOT_SCOPES
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.slack_delivery import (
     Delivery,
@@ -56,19 +57,7 @@ MAX_TEXT = 40_000
 MAX_MARKDOWN = 12_000
 ACK_TIMEOUT_S = 3.0
 STREAM_TTL_S = 300.0
-DEFAULT_SCOPES = frozenset(
-    {
-        "app_mentions:read",
-        "assistant:write",
-        "channels:history",
-        "chat:write",
-        "commands",
-        "files:read",
-        "groups:history",
-        "im:history",
-        "users:read",
-    }
-)
+DEFAULT_SCOPES = BOT_SCOPES  # the workspace granted what the manifest asks for
 # Requests per minute by method, as Slack documents them (tier 1: 1+, tier 2: 20+, tier 3: 50+, tier 4: 100+).
 TIERS_PER_MINUTE = {
     "apps.connections.open": 100,  # tier 1, but allowed a burst: every test reconnects

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bots.doctor import GATEWAY_MESSAGE_CONTENT_LIMITED, SLACK_SCOPES
+from bots.doctor import GATEWAY_MESSAGE_CONTENT_LIMITED
+from bots.slack.scopes import BOT_SCOPES
 from tests.fakes.loopback import serve_on_loopback
 
 SLACK_BOT_TOKEN = "xoxb-100-200-fakebottoken"
@@ -20,7 +21,7 @@ DISCORD_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.GfAkEt.fake-discord-token-abcdefghijkl
 
 class FakePlatforms:
     def __init__(self) -> None:
-        self.scopes: set[str] = set(SLACK_SCOPES)
+        self.scopes: set[str] = set(BOT_SCOPES)
         self.app_flags = GATEWAY_MESSAGE_CONTENT_LIMITED
         self.socket_mode = True
         self.authorizations: list[str] = []

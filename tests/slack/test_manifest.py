@@ -8,7 +8,7 @@ import pytest
 
 from bots.slack.commands import SHORTCUT_ID
 from bots.slack.runner import EVENTS_PATH
-from tests.fakes.slack import DEFAULT_SCOPES
+from bots.slack.scopes import BOT_SCOPES
 
 MANIFEST = Path(__file__).parents[2] / "deploy" / "slack" / "manifest.yaml"
 
@@ -31,9 +31,10 @@ def test_the_command_shortcut_and_socket_mode_are_declared(manifest_lines: list[
     assert "assistant_view:" in manifest_lines
 
 
-def test_it_asks_for_the_scopes_the_tests_grant(manifest_lines: list[str]):
-    # The fake workspace grants exactly what the adapter needs; the manifest must ask for the same.
-    assert {f"- {scope}" for scope in DEFAULT_SCOPES} <= set(manifest_lines)
+def test_it_asks_for_exactly_the_scopes_the_adapter_uses(manifest_lines: list[str]):
+    bot_section = manifest_lines[manifest_lines.index("bot:") + 1 : manifest_lines.index("settings:")]
+    asked = {line.removeprefix("- ").split(" #")[0].strip() for line in bot_section}
+    assert asked == BOT_SCOPES
 
 
 def test_http_mode_points_slack_at_the_path_the_runner_serves():

@@ -1,0 +1,20 @@
+"""The bot scopes the Slack adapter uses; deploy/slack/manifest.yaml asks for exactly these."""
+
+from __future__ import annotations
+
+REQUIRED_SCOPES = frozenset(
+    {
+        "app_mentions:read",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "mpim:history",
+        "chat:write",
+        "files:read",
+        "commands",
+        "users:read",
+    }
+)
+# Without these the bot still answers; they only light up extras.
+OPTIONAL_SCOPES = {"assistant:write": "Slack's assistant view (thinking status, suggested prompts)"}
+BOT_SCOPES = REQUIRED_SCOPES | OPTIONAL_SCOPES.keys()
