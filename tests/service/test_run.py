@@ -12,6 +12,8 @@ import pytest
 from tests.discord.conftest import populate
 from tests.fakes.discord import BOT_TOKEN, FakeDiscord
 from tests.fakes.model_server import Script
+from tests.fakes.slack import APP_TOKEN, BOT_USER_ID, FakeSlack
+from tests.fakes.slack import BOT_TOKEN as SLACK_BOT_TOKEN
 from tests.process import REPO, SEEDBOT, seedbot_environment
 
 
@@ -79,6 +81,44 @@ async def discord_api():
 
 def discord_env(api: FakeDiscord) -> dict[str, str]:
     return {"DISCORD_BOT_TOKEN": BOT_TOKEN, "DISCORD_API_BASE": api.api_base}
+
+
+async def test_answers_on_slack_and_discord_from_one_process(
+    model_server, tmp_path, discord_api, unused_port
+):
+    world = populate(discord_api)
+    async with FakeSlack() as slack:
+        alice = slack.add_user("alice")
+        general = slack.add_channel("general", members=[alice])
+        env = environment(
+            model_server,
+            tmp_path,
+            SEEDBOT_HTTP_PORT=str(unused_port),
+            SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            SLACK_API_URL=slack.api_url,
+            **discord_env(discord_api),
+        )
+        async with Seedbot(env) as bot:
+            await discord_api.wait_ready(within_s=20)
+            await asyncio.wait_for(slack.socket.connected.wait(), 20)
+            ready = await wait_http(f"http://127.0.0.1:{unused_port}/readyz")
+            assert ready.json()["checks"] == {"database": True, "slack": True, "discord": True}
+
+            model_server.enqueue(Script(content="Hi Slack."), Script(content="Hi Discord."))
+            prompt_ts = await slack.post(alice, general, f"<@{BOT_USER_ID}> hello")
+            await slack.wait_for(
+                lambda: any("Hi Slack." in m.text for m in slack.bot_messages(general, prompt_ts)),
+                within_s=20,
+            )
+            await discord_api.user_message(world.general, world.alice, world.mention("hello"))
+            await discord_api.wait_for(
+                lambda: any("Hi Discord." in m["content"] for m in discord_api.bot_messages(world.general)),
+                within_s=20,
+                what="the Discord answer",
+            )
+            code, _ = await bot.terminate()
+    assert code == 0
 
 
 async def test_with_nothing_configured_it_says_which_variables_to_set(model_server, tmp_path):
