@@ -221,16 +221,19 @@ async def test_drain_past_grace_finalises_answers_as_interrupted(service, model_
     assert (await service.store.conversation(KEY))[-1].status == "interrupted"
 
 
-async def test_crashed_reply_is_recovered_with_its_partial_text(make_settings):
-    settings = make_settings()
+async def restart_after_crash(settings, partial_text: str, message_id: str) -> ChatService:
+    """A process that died while streaming `partial_text` into message `message_id`, started again."""
     crashed = await ChatService.open(settings)
     reply = await crashed.store.add_message(
-        KEY, "assistant", "seedbot", "seedbot", "half an ans", status="streaming"
+        KEY, "assistant", "seedbot", "seedbot", partial_text, status="streaming"
     )
-    await crashed.store.update_message(reply, platform_message_id="msg-9")
+    await crashed.store.update_message(reply, platform_message_id=message_id)
     await crashed.close()
+    return await ChatService.open(settings)
 
-    service = await ChatService.open(settings)
+
+async def test_crashed_reply_is_recovered_with_its_partial_text(make_settings):
+    service = await restart_after_crash(make_settings(), "half an ans", "msg-9")
     recovered = await service.recover_interrupted("test", LIMITS)
     assert len(recovered) == 1
     assert recovered[0].platform_message_id == "msg-9"
@@ -300,15 +303,7 @@ async def test_a_surface_that_keeps_failing_is_logged_and_the_answer_is_still_ke
 
 
 async def test_recovered_reply_cut_inside_a_code_block_closes_it_before_the_warning(make_settings):
-    settings = make_settings()
-    crashed = await ChatService.open(settings)
-    reply = await crashed.store.add_message(
-        KEY, "assistant", "seedbot", "seedbot", "Here:\n```python\nprint(1)\n", status="streaming"
-    )
-    await crashed.store.update_message(reply, platform_message_id="msg-7")
-    await crashed.close()
-
-    service = await ChatService.open(settings)
+    service = await restart_after_crash(make_settings(), "Here:\n```python\nprint(1)\n", "msg-7")
     [recovered] = await service.recover_interrupted("test", LIMITS)
     await service.close()
     body, _, warning = recovered.text.rpartition("\n\n")
