@@ -73,6 +73,7 @@ DRAINING_MESSAGE = "The bot is restarting; please ask again in a minute."
 
 @dataclass(eq=False, slots=True)
 class _InFlight:
+    key: ConversationKey
     task: asyncio.Task[None] | None = None
     stopped: bool = False
     shutdown: bool = False  # stopped by the process shutting down rather than by the user
@@ -159,6 +160,14 @@ class ChatService:
         flight.cancel()
         return True
 
+    def stop_conversation(self, key: ConversationKey) -> bool:
+        """Someone asked the bot to stop in this conversation: end what it is writing there and drop
+        what is waiting. False if it was not answering there."""
+        flights = [flight for flight in self._flights if flight.key == key and not flight.stopped]
+        for flight in flights:
+            flight.cancel()
+        return bool(flights)
+
     async def recover_interrupted(self, platform: str, limits: PlatformLimits) -> list[InterruptedReply]:
         """Replies of `platform` a crash left mid-stream, with the text their last message should show."""
         mine = [m for m in self._recovered if m.key.platform == platform and m.platform_message_id]
@@ -226,7 +235,7 @@ class ChatService:
         if self.draining:
             await surface.post(DRAINING_MESSAGE)
             return AnswerOutcome("refused", DRAINING_MESSAGE)
-        flight = _InFlight()
+        flight = _InFlight(turn.key)
         flight_key = (platform, turn.message_id) if turn.message_id else None
         if flight_key:
             self._by_prompt[flight_key] = flight

@@ -40,6 +40,16 @@ def turn(text: str, *, user: str = "U1", message_id: str | None = None, **fields
     return Turn(key=KEY, user_id=user, user_name=f"name-{user}", text=text, message_id=message_id, **fields)
 
 
+async def shown(surface: MemorySurface, words: str) -> None:
+    """Until the reply visibly contains `words` (bounded)."""
+    for _ in range(100):
+        if any(words in text for text in surface.texts):
+            return
+        surface.changed.clear()
+        await asyncio.wait_for(surface.changed.wait(), 5)
+    raise AssertionError(f"{words!r} never shown")
+
+
 @pytest.fixture
 async def service(make_settings):
     service = await ChatService.open(make_settings())
@@ -143,10 +153,7 @@ async def test_stop_cancels_upstream_and_finalises_as_stopped(service, model_ser
     model_server.enqueue(Script(content="word " * 400, chunk_chars=5, delay_s=0.02))
     surface = MemorySurface(LIMITS)
     task = asyncio.create_task(service.answer(turn("q", message_id="p1"), surface))
-    await asyncio.wait_for(surface.changed.wait(), 5)
-    while not any("word" in text for text in surface.texts):
-        surface.changed.clear()
-        await asyncio.wait_for(surface.changed.wait(), 5)
+    await shown(surface, "word")
     assert service.stop("test", "p1") is True
     outcome = await asyncio.wait_for(task, 10)
     assert outcome.status == "stopped"
@@ -322,3 +329,15 @@ async def test_slow_video_work_shows_its_progress_as_the_reply_status(make_setti
     assert outcome.status == "complete"
     assert any(status and status.startswith("Preparing long.mp4… ") for status in surface.statuses)
     assert "only the first" in surface.texts[-1]  # the trimming note
+
+
+async def test_asking_to_stop_ends_the_answer_being_written_in_that_conversation(service, model_server):
+    model_server.enqueue(Script(content="word " * 400, chunk_chars=5, delay_s=0.02))
+    surface = MemorySurface(LIMITS)
+    task = asyncio.create_task(service.answer(turn("q"), surface))
+    await shown(surface, "word")
+    assert service.stop_conversation(ConversationKey("test", "W1", "C1", "other thread")) is False
+    assert service.stop_conversation(KEY) is True
+    assert (await asyncio.wait_for(task, 10)).status == "stopped"
+    assert "Stopped" in surface.texts[-1]
+    assert service.stop_conversation(KEY) is False
