@@ -15,17 +15,13 @@ import json
 import multiprocessing
 import os
 import socket
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aiohttp import web
 
-from aiohttp import web  # noqa: E402
-
-from core.config import Settings  # noqa: E402
-from core.llm.client import ChatClient  # noqa: E402
-from core.llm.types import ChatRequest, ContentDelta, UserMessage  # noqa: E402
+from core.config import Settings
+from core.llm.client import ChatClient
+from core.llm.types import ChatRequest, ContentDelta, UserMessage
 
 MODEL = "bytedance/dola-seed-2-0-lite"
 
@@ -150,7 +146,8 @@ def main() -> None:
     print(f"{args.chunks:,} chunks over loopback, best of {args.rounds} (cpu: {os.cpu_count()} cores)")
     print(f"{'client':<20} {'chunks/s':>12} {'CPU µs/chunk':>14} {'wall s':>8}")
     for name, row in rows:
-        print(f"{name:<20} {row['chunks_per_s']:>12,.0f} {row['cpu_us_per_chunk']:>14.1f} {row['wall_s']:>8.2f}")
+        rate, cpu, wall = row["chunks_per_s"], row["cpu_us_per_chunk"], row["wall_s"]
+        print(f"{name:<20} {rate:>12,.0f} {cpu:>14.1f} {wall:>8.2f}")
 
 
 if __name__ == "__main__":
