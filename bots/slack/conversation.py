@@ -72,9 +72,9 @@ class People:
 async def readable_text(text: str, bot_user_id: str, people: People) -> str:
     """Slack's markup as plain words: the bot's own mention dropped, people and channels by name."""
     text = text.replace(f"<@{bot_user_id}>", "")
-    for user in dict.fromkeys(_USER.findall(text)):
-        name = await people.name(user)
-        text = re.sub(rf"<@{user}(?:\|[^>]*)?>", f"@{name}", text)
+    names = {user: await people.name(user) for user in dict.fromkeys(_USER.findall(text))}
+    # A function, not a template: names are the people's own text (a backslash in one is no escape).
+    text = _USER.sub(lambda m: f"@{names[m.group(1)]}", text)
     text = _CHANNEL.sub(r"#\1", text)
     text = _SPECIAL.sub(r"@\1", text)
     text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)

@@ -135,3 +135,17 @@ async def test_thread_context_is_bounded_to_the_latest_messages(
     assert "message-00" not in prompt and "message-19" not in prompt
     [replies_call] = world.slack.calls_to("conversations.replies")
     assert int(replies_call.args["limit"]) <= 200
+
+
+async def test_people_mentioned_in_a_prompt_reach_the_model_by_name_whatever_their_name(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    # Backslashes in a display name are plain text, not regex escapes.
+    odd = world.slack.add_user(r"dominic\1\g<0>\d")
+    prompt = world.mention(f"say hi to <@{odd}> and <@{world.bob}>")
+    await world.slack.post(world.alice, world.general, prompt)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert r"say hi to @Dominic\1\G<0>\D and @Bob" in prompt
+    assert world.slack.bot_messages(world.general)
