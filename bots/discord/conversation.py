@@ -22,6 +22,7 @@ PLATFORM = "discord"
 DM_WORKSPACE = "@me"
 # Replies followed up the chain when the store does not know them (each one is an API call).
 REPLY_CHAIN_LIMIT = 12
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 ConversationLookup = Callable[[str, str], Awaitable[ConversationKey | None]]
 
@@ -48,10 +49,16 @@ def settings_channel(channel: object) -> str:
 
 def prompt_text(message: discord.Message, bot_id: int) -> str:
     """The message text without the bot's own mention; other people's mentions become @names."""
-    text = re.sub(rf"<@!?{bot_id}>", "", message.content)
-    for user in message.mentions:
-        text = re.sub(rf"<@!?{user.id}>", f"@{user.display_name}", text)
-    return text.strip()
+    names = {user.id: user.display_name for user in message.mentions}
+
+    def shown(mention: re.Match[str]) -> str:
+        user_id = int(mention.group(1))
+        if user_id == bot_id:
+            return ""
+        # A function, not a replacement string: re.sub would parse a backslash in a name (\1).
+        return f"@{names[user_id]}" if user_id in names else mention.group(0)
+
+    return _USER_MENTION.sub(shown, message.content).strip()
 
 
 def history_message(message: discord.Message, bot_id: int, session: aiohttp.ClientSession) -> HistoryMessage:

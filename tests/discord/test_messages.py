@@ -86,8 +86,23 @@ async def test_a_mention_in_a_reply_chain_brings_the_unstored_chain_as_context(
     await wait_answer(api, world.general, "Echo")
     context = last_user_text(model_server)
     assert "exit code 137" in context  # fetched from the API: not in the reply's payload
+    assert ("GET", f"/api/v10/channels/{world.general['id']}/messages/{root['id']}") in [
+        (r.method, r.path) for r in api.requests
+    ]
     assert "Out of memory again?" in context
     assert len(model_server.requests) == 1  # the two earlier messages were not answered
+
+
+async def test_other_peoples_mentions_reach_the_model_as_names_whatever_they_contain(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    odd = api.add_user(r"back\1slash")
+    api.add_member(world.guild, odd)
+    await start_bot()
+    await api.user_message(world.general, world.alice, world.mention(f"what did <@{odd['id']}> mean?"))
+    await wait_answer(api, world.general, "Echo")
+    assert r"what did @Back\1Slash mean?" in last_user_text(model_server)
 
 
 async def test_direct_messages_are_a_conversation(

@@ -628,7 +628,10 @@ class FakeDiscord:
                 "channel_id": reference["channel_id"],
                 **({"guild_id": reference["guild_id"]} if "guild_id" in reference else {}),
             }
-            message["referenced_message"] = self.message_event(reference)
+            # Discord nests one level: the replied-to message comes without its own referenced message.
+            nested = self.message_event(reference)
+            nested.pop("referenced_message", None)
+            message["referenced_message"] = nested
         self._apply_mentions(message, allowed, reply_ping=reply_ping)
         self.messages[message_id] = message
         channel["last_message_id"] = message["id"]
