@@ -24,10 +24,10 @@ from bots.slack.bot import SlackBot
 from bots.slack.conversation import (
     PLATFORM,
     PROMPT_SUBTYPES,
-    THREAD_FETCH_LIMIT,
     conversation_key,
     history_message,
     is_dm,
+    read_thread,
 )
 from bots.slack.surface import EphemeralSurface, Respond
 from core.config import EFFORTS
@@ -360,12 +360,14 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     message = shortcut.get("message") or {}
     root = str(message.get("thread_ts") or message.get("ts"))
     try:
-        response = await bot.reads.conversations_replies(channel=channel, ts=root, limit=THREAD_FETCH_LIMIT)
+        messages = await read_thread(
+            bot.reads, channel=channel, thread_ts=root, keep=MAX_SUMMARY_MESSAGES, wanted=_summarizable
+        )
     except SlackApiError as error:
         log.info("no thread %s in %s (%s)", root, channel, error_code(error))
         await bot.tell(channel, user, NO_HISTORY)
         return
-    history = await _history(bot, list(response.get("messages") or []))
+    history = await _history(bot, messages)
     if not history:
         await bot.tell(channel, user, NOTHING_TO_SUMMARIZE)
         return

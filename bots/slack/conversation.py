@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -27,6 +27,8 @@ PLATFORM = "slack"
 # Earlier messages of a thread sent along as context (one conversations.replies call fetches them).
 THREAD_CONTEXT_MESSAGES = 40
 THREAD_FETCH_LIMIT = 200
+# A thread is read up to this many pages deep (1,000 messages), to reach its latest messages.
+THREAD_FETCH_PAGES = 5
 # Message subtypes that are someone writing something; joins, topic changes and the like are not.
 PROMPT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 PEOPLE_CACHE_SIZE = 2000
@@ -101,6 +103,32 @@ def _said_by_a_person(message: Mapping[str, Any]) -> bool:
     )
 
 
+async def read_thread(
+    client: AsyncWebClient,
+    *,
+    channel: str,
+    thread_ts: str,
+    keep: int,
+    wanted: Callable[[Mapping[str, Any]], bool] = lambda message: True,
+) -> list[Mapping[str, Any]]:
+    """The latest `keep` wanted messages of a thread, oldest first; raises SlackApiError.
+
+    Slack pages a thread from its root onwards, so the latest messages of a long thread are on its last
+    page: read up to THREAD_FETCH_PAGES pages (each page repeats the root, hence the ts-keyed dict).
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    cursor = None
+    for _ in range(THREAD_FETCH_PAGES):
+        response = await client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=THREAD_FETCH_LIMIT, cursor=cursor
+        )
+        found.update((str(m.get("ts")), m) for m in response.get("messages") or [] if wanted(m))
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return sorted(found.values(), key=lambda m: float(m.get("ts") or 0))[-keep:]
+
+
 async def thread_context(
     client: AsyncWebClient,
     *,
@@ -114,18 +142,16 @@ async def thread_context(
     """The thread's earlier human messages (the root included), oldest first, at most
     THREAD_CONTEXT_MESSAGES of the latest. The bot's own replies are in the store already."""
     try:
-        response = await client.conversations_replies(channel=channel, ts=thread_ts, limit=THREAD_FETCH_LIMIT)
+        earlier = await read_thread(
+            client,
+            channel=channel,
+            thread_ts=thread_ts,
+            keep=THREAD_CONTEXT_MESSAGES,
+            wanted=lambda m: float(m.get("ts") or 0) < float(before_ts) and _said_by_a_person(m),
+        )
     except SlackApiError as error:
         log.warning(
             "could not read thread %s in %s (%s); answering without it", thread_ts, channel, error_code(error)
         )
         return []
-    earlier = [
-        m
-        for m in response.get("messages") or []
-        if float(m["ts"]) < float(before_ts) and _said_by_a_person(m)
-    ]
-    return [
-        await history_message(m, bot_user_id=bot_user_id, people=people, files=files)
-        for m in earlier[-THREAD_CONTEXT_MESSAGES:]
-    ]
+    return [await history_message(m, bot_user_id=bot_user_id, people=people, files=files) for m in earlier]

@@ -149,3 +149,18 @@ async def test_people_mentioned_in_a_prompt_reach_the_model_by_name_whatever_the
     prompt = model_prompt(model_server)
     assert r"say hi to @Dominic\1\G<0>\D and @Bob" in prompt
     assert world.slack.bot_messages(world.general)
+
+
+async def test_in_a_thread_longer_than_one_page_the_context_is_its_latest_messages(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    root = world.slack.add_message(world.general, "message-000", user=world.bob).ts
+    for n in range(1, 450):
+        world.slack.add_message(world.general, f"message-{n:03d}", user=world.bob, thread_ts=root)
+    await world.slack.post(world.alice, world.general, world.mention("sum it up"), thread_ts=root)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "message-449" in prompt and "message-410" in prompt
+    assert "message-409" not in prompt and "message-199" not in prompt
+    assert len(world.slack.calls_to("conversations.replies")) == 3  # 200 + 200 + 51, and no more
