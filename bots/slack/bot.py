@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TS = re.compile(r"^\d+\.\d+$")
+# Deleted messages remembered in case an answer to one is still being prepared (most are not prompts).
+DELETED_REMEMBERED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class SlackBot:
         self.people = People(self.reads)
         self.refusals = Refusals()
         self.accepting = True
+        # Prompts deleted before their answer started (ts, as an ordered set), so it never starts.
+        self._deleted: dict[str, None] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._identity: Identity | None = None
 
@@ -99,6 +103,20 @@ class SlackBot:
         return True
 
     # --- answering -------------------------------------------------------------------------------
+
+    def stop(self, ts: str) -> None:
+        """The message `ts` was deleted: stop its answer, or make sure it never starts."""
+        if not ts:
+            return
+        if self.service.stop(PLATFORM, ts):
+            log.info("prompt %s deleted: stopped its answer", ts)
+            return
+        self._deleted[ts] = None
+        if len(self._deleted) > DELETED_REMEMBERED:
+            del self._deleted[next(iter(self._deleted))]
+
+    def was_deleted(self, ts: str) -> bool:
+        return ts in self._deleted
 
     def surface(self, *, channel: str, thread_ts: str | None, user: str) -> SlackSurface:
         return SlackSurface(

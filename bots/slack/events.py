@@ -49,20 +49,15 @@ def route_message(bot: SlackBot, event: Mapping[str, Any], body: Mapping[str, An
     """Runs inside the acknowledgement: stops are immediate, prompts become background work."""
     subtype = event.get("subtype")
     if subtype == "message_deleted":
-        _stop(bot, str(event.get("deleted_ts") or ""))
+        bot.stop(str(event.get("deleted_ts") or ""))
     elif subtype == "message_changed":
         # Deleting a thread's first message leaves a tombstone in its place instead.
         message = event.get("message") or {}
         if message.get("subtype") == "tombstone":
-            _stop(bot, str(message.get("ts") or ""))
+            bot.stop(str(message.get("ts") or ""))
     elif subtype in PROMPT_SUBTYPES and not (event.get("bot_id") and bot.settings.slack_ignore_bots):
         team = str(body.get("team_id") or bot.identity.team_id)
         bot.spawn(on_prompt(bot, dict(event), team), "message")
-
-
-def _stop(bot: SlackBot, ts: str) -> None:
-    if ts and bot.service.stop(PLATFORM, ts):
-        log.info("prompt %s deleted: stopped its answer", ts)
 
 
 async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
@@ -113,6 +108,8 @@ async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
         history=history,
         is_admin=is_admin(bot.settings, user),
     )
+    if bot.was_deleted(ts):
+        return  # deleted while its files, thread or author were read (from here on, stop() reaches it)
     await bot.answer(turn, bot.surface(channel=channel, thread_ts=reply_thread, user=user))
 
 

@@ -98,3 +98,17 @@ async def test_deleting_a_follow_up_while_it_is_answered_stops_that_answer(
     replies = world.slack.bot_messages(world.general, thread_ts=root)
     assert "Stopped" in replies[-1].text
     assert replies[0].text.startswith("First answer.")
+
+
+async def test_a_prompt_deleted_before_its_answer_starts_is_never_answered(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    # Looking up the asker's name is rate limited: the answer waits (Retry-After) before it starts.
+    world.slack.fail_next("users.info", "ratelimited", status=429, retry_after=1)
+    ts = await world.slack.post(world.alice, world.general, world.mention("never mind"))
+    await world.slack.wait_for(lambda: world.slack.calls_to("users.info"))
+    await world.slack.delete(world.general, ts)
+    await bot.idle()
+    assert model_server.requests == []
+    assert world.slack.bot_messages(world.general) == []
