@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
-from discord import app_commands
 
 from bots.discord import endpoints
 from bots.discord.access import NOT_ENABLED, allowed, is_admin, place_of
 from bots.discord.attachments import attachment_sources
-from bots.discord.commands import register_commands
+from bots.discord.commands import SeedCommandTree, register_commands
 from bots.discord.conversation import PLATFORM, conversation_key, prompt_text, reply_chain
 from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.config import Settings
@@ -58,7 +57,7 @@ class SeedClient(discord.Client):
         self.settings = settings
         self.service = service
         self.endpoint_override = endpoint_override
-        self.tree = app_commands.CommandTree(self)
+        self.tree = SeedCommandTree(self)
         register_commands(self.tree, self)
         self.accepting = True
         self.in_flight: set[asyncio.Task[object]] = set()

@@ -56,15 +56,20 @@ def _caller_is_admin(bot: SeedClient, interaction: discord.Interaction) -> bool:
     return is_admin(bot.settings, interaction.user, permissions)
 
 
-async def _admitted(bot: SeedClient, interaction: discord.Interaction, *, once: bool) -> bool:
-    """Allowlists (refused ephemerally) and, for commands that post, one answer per interaction."""
+class SeedCommandTree(app_commands.CommandTree["SeedClient"]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Each interaction runs once: Discord may deliver one again around a RESUME, and answering
+        it twice would fail (it is already acknowledged) or, for /ask, pay for a second answer."""
+        return await self.client.service.claim_event(PLATFORM, f"interaction:{interaction.id}")
+
+
+async def _admitted(bot: SeedClient, interaction: discord.Interaction) -> bool:
+    """Allowlists: a refusal is ephemeral."""
     admin = _caller_is_admin(bot, interaction)
-    if not allowed(
-        bot.settings, place_of(interaction.channel, interaction.guild, interaction.user), admin=admin
-    ):
-        await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
-        return False
-    return not once or await bot.service.claim_event(PLATFORM, f"interaction:{interaction.id}")
+    if allowed(bot.settings, place_of(interaction.channel, interaction.guild, interaction.user), admin=admin):
+        return True
+    await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
+    return False
 
 
 def _turn(
@@ -116,7 +121,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
         video: discord.Attachment | None = None,
         effort: Literal["low", "medium", "high"] | None = None,
     ) -> None:
-        if not await _admitted(bot, interaction, once=True):
+        if not await _admitted(bot, interaction):
             return
         await interaction.response.defer(thinking=True)
         with bot.track():
@@ -132,7 +137,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
         level: Literal["low", "medium", "high", "default"] | None = None,
         scope: Literal["me", "channel", "server"] = "me",
     ) -> None:
-        if not await _admitted(bot, interaction, once=False):
+        if not await _admitted(bot, interaction):
             return
         workspace = workspace_of(interaction.guild)
         channel = settings_channel(interaction.channel)
@@ -150,9 +155,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
             await interaction.response.send_message(ADMINS_ONLY, ephemeral=True)
             return
         if scope == "server" and interaction.guild_id is None:
-            await interaction.response.send_message(
-                "There is no server here; use scope `me`.", ephemeral=True
-            )
+            await interaction.response.send_message(NO_SERVER, ephemeral=True)
             return
         scope_id = {"me": user, "channel": channel, "server": workspace}[scope]
         await bot.service.set_effort(
@@ -173,12 +176,10 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
         scope: Literal["me", "channel", "server"] = "me",
         period: Literal["today", "7d", "30d", "all"] = "today",
     ) -> None:
-        if not await _admitted(bot, interaction, once=False):
+        if not await _admitted(bot, interaction):
             return
         if scope == "server" and interaction.guild_id is None:
-            await interaction.response.send_message(
-                "There is no server here; use scope `me`.", ephemeral=True
-            )
+            await interaction.response.send_message(NO_SERVER, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await bot.service.cost_report(
@@ -196,7 +197,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
     async def summarize(
         interaction: discord.Interaction, count: app_commands.Range[int, 1, 100] = DEFAULT_SUMMARY_COUNT
     ) -> None:
-        if not await _admitted(bot, interaction, once=True):
+        if not await _admitted(bot, interaction):
             return
         await interaction.response.defer(thinking=True)
         with bot.track():
@@ -217,7 +218,7 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
 
     @tree.context_menu(name="Summarize")
     async def summarize_message(interaction: discord.Interaction, message: discord.Message) -> None:
-        if not await _admitted(bot, interaction, once=True):
+        if not await _admitted(bot, interaction):
             return
         await interaction.response.defer(thinking=True)
         with bot.track():

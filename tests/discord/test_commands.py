@@ -93,11 +93,35 @@ async def test_ask_continues_in_channel_messages_when_the_interaction_token_expi
     assert continued["mentions"] == []  # continuing its own message pings nobody
 
 
+async def test_an_interaction_delivered_again_after_a_resume_is_answered_once(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    answer = "One answer per interaction. " * 6
+    model_server.enqueue(Script(content=answer, chunk_chars=8, delay_s=0.03))
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(world.general, world.alice, "ask", [option("prompt", "once?")])
+    await api.wait_for(lambda: interaction.acknowledged, what="the deferral")
+    await api.gateway.drop(redeliver=("INTERACTION_CREATE",))
+    await response_text(api, interaction, answer.strip())
+    await api.wait_for(lambda: api.gateway.resumes == 1 and api.gateway.connected, what="the RESUME")
+    callbacks = [r for r in api.requests if r.path.endswith("/callback")]
+    assert [r.status for r in callbacks] == [200]  # the second delivery was not answered again
+    assert len(model_server.requests) == 1
+    assert len(api.responses(interaction)) == 1
+
+
+async def private_reply(api: FakeDiscord, interaction: Interaction) -> str:
+    """The text of the interaction's only response, which only the person who asked can see."""
+    (message,) = await api.wait_for(
+        lambda: [m for m in api.responses(interaction) if m["content"]], what="the reply"
+    )
+    assert message["flags"] & EPHEMERAL
+    return message["content"]
+
+
 async def effort_reply(api: FakeDiscord, world: World, user: dict[str, Any], *options: dict[str, Any]) -> str:
-    interaction = await api.invoke_command(world.general, user, "effort", list(options))
-    message = await api.wait_for(lambda: api.responses(interaction), what="the /effort reply")
-    assert message[0]["flags"] & EPHEMERAL
-    return message[0]["content"]
+    return await private_reply(api, await api.invoke_command(world.general, user, "effort", list(options)))
 
 
 async def test_effort_shows_and_sets_levels_by_scope_with_admin_checks(
@@ -115,6 +139,29 @@ async def test_effort_shows_and_sets_levels_by_scope_with_admin_checks(
     assert "**high**" in await effort_reply(api, world, world.alice)  # her own setting wins
     await effort_reply(api, world, world.alice, option("level", "default"))
     assert "**low** (from this channel's setting)" in await effort_reply(api, world, world.alice)
+
+
+async def test_server_scope_in_a_dm_says_there_is_no_server(world: World, start_bot: StartBot) -> None:
+    api = world.api
+    await start_bot(admins=world.alice["id"])  # global commands, so they work in DMs
+    dm = api.dm_channel(world.alice)
+    for name, options in [
+        ("effort", [option("level", "high"), option("scope", "server")]),
+        ("cost", [option("scope", "server")]),
+    ]:
+        assert "no server here" in await private_reply(
+            api, await api.invoke_command(dm, world.alice, name, options)
+        )
+
+
+async def test_commands_outside_the_allowlist_are_refused_privately(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"], discord_allowed_channels=world.random["id"])
+    interaction = await api.invoke_command(world.general, world.alice, "ask", [option("prompt", "hi")])
+    assert "isn't enabled here" in await private_reply(api, interaction)
+    assert model_server.requests == []
 
 
 async def test_cost_is_an_ephemeral_report(world: World, bot_answered: Bot) -> None:
