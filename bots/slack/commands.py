@@ -300,7 +300,7 @@ async def _answer_in_thread(
     instruction: str | None = None,
 ) -> None:
     """Post `header` in the channel, then stream the answer into its thread."""
-    if not await bot.service.claim_event(PLATFORM, f"command:{where.trigger_id}"):
+    if not await _first_delivery(bot, "command", where.trigger_id):
         return
     try:
         posted = await bot.replies.chat_postMessage(channel=where.channel, text=header)
@@ -312,6 +312,12 @@ async def _answer_in_thread(
     turn = _turn(bot, where, root, text, name, history=history or ())
     surface = bot.surface(channel=where.channel, thread_ts=root, user=where.user)
     await bot.answer(turn, surface, instruction=instruction)
+
+
+async def _first_delivery(bot: SlackBot, kind: str, trigger_id: str) -> bool:
+    """False for a second delivery of one command or shortcut (its trigger id is unique; without one
+    there is nothing to tell deliveries apart by, and every one is answered)."""
+    return not trigger_id or await bot.service.claim_event(PLATFORM, f"{kind}:{trigger_id}")
 
 
 def _summarizable(message: Mapping[str, Any]) -> bool:
@@ -355,7 +361,7 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     if not allowed(bot.settings, channel=channel, user=user, is_dm=is_dm(channel)):
         await bot.tell(channel, user, NOT_ENABLED)
         return
-    if not await bot.service.claim_event(PLATFORM, f"shortcut:{shortcut.get('trigger_id')}"):
+    if not await _first_delivery(bot, "shortcut", str(shortcut.get("trigger_id") or "")):
         return
     message = shortcut.get("message") or {}
     root = str(message.get("thread_ts") or message.get("ts"))

@@ -9,7 +9,7 @@ from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
 from core.prompts import SUMMARY_INSTRUCTION
 from tests.core.media.samples import encode, photo
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import TEAM_ID, FakeSlack
 from tests.slack.conftest import StartBot, World, model_parts, model_prompt
 
 
@@ -204,3 +204,16 @@ async def test_commands_outside_the_allowlist_are_refused_privately(
     await bot.idle()
     assert private_texts(world.slack, world.alice) == [NOT_ENABLED]
     assert model_server.requests == []
+
+
+async def test_commands_without_a_trigger_id_are_each_answered(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    for question in ("first question", "second question"):
+        payload = {"command": "/seed", "text": question, "channel_id": world.general, "user_id": world.alice}
+        await world.slack.socket.deliver("slash_commands", {**payload, "team_id": TEAM_ID})
+        await bot.idle()
+    headers = [m.text for m in world.slack.bot_messages(world.general) if m.thread_ts is None]
+    assert [header.splitlines()[-1] for header in headers] == ["> first question", "> second question"]
+    assert len(model_server.requests) == 2

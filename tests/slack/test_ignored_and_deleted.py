@@ -112,3 +112,17 @@ async def test_a_prompt_deleted_before_its_answer_starts_is_never_answered(
     await bot.idle()
     assert model_server.requests == []
     assert world.slack.bot_messages(world.general) == []
+
+
+async def test_with_other_bots_answered_its_own_replies_still_start_nothing(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(slack_ignore_bots=False)
+    root = await world.slack.post(world.alice, world.general, world.mention("hello"))
+    await bot.idle()
+    await world.slack.echoes_delivered()
+    await bot.idle()
+    # Its own messages in a thread it is part of came back as events, and no answer followed.
+    assert any(d.payload.get("event", {}).get("bot_id") == BOT_ID for d in world.slack.deliveries)
+    assert len(model_server.requests) == 1
+    assert len(world.slack.bot_messages(world.general, thread_ts=root)) == 1
