@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.prompts import SUMMARY_INSTRUCTION
+from tests.core.media.samples import write_video
 from tests.discord.conftest import Bot, StartBot, World, last_user_text, request_parts
 from tests.discord.test_attachments import png
 from tests.discord.test_messages import wait_answer
@@ -58,19 +60,53 @@ async def test_ask_defers_in_time_and_streams_into_the_original_response(
     assert [m["id"] for m in api.bot_messages(world.general)] == [original["id"]]
 
 
-async def test_ask_with_an_image(world: World, start_bot: StartBot, model_server: FakeModelServer) -> None:
+@pytest.mark.parametrize(
+    ("kind", "filename", "mime", "part"),
+    [("image", "cat.png", "image/png", "image_url"), ("video", "clip.mp4", "video/mp4", "video_url")],
+)
+async def test_ask_with_an_image_or_a_video(
+    world: World,
+    start_bot: StartBot,
+    model_server: FakeModelServer,
+    tmp_path: Path,
+    kind: str,
+    filename: str,
+    mime: str,
+    part: str,
+) -> None:
     api = world.api
-    picture = api.add_attachment("cat.png", png(), "image/png")
+    if kind == "image":
+        data = png()
+    else:
+        data = write_video(tmp_path / filename, seconds=1, width=64, height=48, fps=10).read_bytes()
+    media = api.add_attachment(filename, data, mime)
     await start_bot(discord_guild_ids=world.guild["id"])
     interaction = await api.invoke_command(
         world.general,
         world.alice,
         "ask",
-        [option("prompt", "what is this?"), option("image", str(picture.id), ATTACHMENT)],
-        attachments=[picture],
+        [option("prompt", "what is this?"), option(kind, str(media.id), ATTACHMENT)],
+        attachments=[media],
     )
     await response_text(api, interaction, "effort")
-    assert len(request_parts(model_server, "image_url")) == 1
+    assert api.attachment_downloads == [media.id]
+    sent = request_parts(model_server, part)
+    assert len(sent) == 1
+    assert sent[0][part]["url"].startswith(f"data:{kind}/")
+
+
+async def test_ask_answers_ping_nobody_but_the_asker_whatever_the_model_writes(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    content = f"Hey @everyone, @here, <@&{world.mods['id']}>, <@{world.bob['id']}> and <@{world.alice['id']}>"
+    model_server.enqueue(Script(content=content))
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(world.general, world.alice, "ask", [option("prompt", "ping")])
+    original = await response_text(api, interaction, "effort")
+    assert original["mention_everyone"] is False
+    assert original["mention_roles"] == []
+    assert [user["id"] for user in original["mentions"]] in ([], [world.alice["id"]])
 
 
 @pytest.mark.parametrize("discord_api", [{"webhook_token_ttl_s": 0.5}], indirect=True)
@@ -164,16 +200,27 @@ async def test_commands_outside_the_allowlist_are_refused_privately(
     assert model_server.requests == []
 
 
-async def test_cost_is_an_ephemeral_report(world: World, bot_answered: Bot) -> None:
+async def test_cost_is_a_private_report_with_budget_left_and_top_spenders_for_admins(
+    world: World, start_bot: StartBot
+) -> None:
     api = world.api
-    interaction = await api.invoke_command(
-        world.general, world.alice, "cost", [option("scope", "me"), option("period", "today")]
-    )
-    report = await api.wait_for(
-        lambda: [m for m in api.responses(interaction) if m["content"]], what="the /cost report"
-    )
-    assert report[0]["flags"] & EPHEMERAL
-    assert "$" in report[0]["content"]
+    await start_bot(discord_guild_ids=world.guild["id"], user_daily_budget_usd="5")
+    await api.user_message(world.general, world.alice, world.mention("hello there"))
+    await wait_answer(api, world.general, "hello there")
+
+    async def cost(user: dict[str, Any], scope: str, period: str) -> str:
+        options = [option("scope", scope), option("period", period)]
+        return await private_reply(api, await api.invoke_command(world.general, user, "cost", options))
+
+    mine = await cost(world.alice, "me", "today")
+    assert mine.startswith("Spend for you · today")
+    assert "1 request ·" in mine and "reasoning," in mine and "cached)" in mine
+    assert "left of $5.00" in mine
+    assert "Top spenders" not in await cost(world.alice, "channel", "7d")
+    server = await cost(world.boss, "server", "30d")  # Manage Server: an admin
+    assert server.startswith("Spend for this workspace · last 30 days")
+    assert f"Top spenders:\n1. <@{world.alice['id']}>" in server
+    assert f"Top channels:\n1. <#{world.general['id']}>" in server
 
 
 async def test_summarize_reads_recent_channel_messages(

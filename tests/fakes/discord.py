@@ -868,8 +868,11 @@ class FakeDiscord:
         message["edited_timestamp"] = now_iso()
         message.setdefault("_edits", 0)
         message["_edits"] += 1
-        allowed = body.get("allowed_mentions", message.get("_allowed"))
-        self._apply_mentions(message, allowed, reply_ping=False)
+        # Discord parses an edit without `allowed_mentions` with the defaults (everyone, roles, users),
+        # whatever the original message allowed.
+        replied = message.get("referenced_message", {}).get("author", {}).get("id")
+        pinged = any(user["id"] == replied for user in message.get("mentions", []))
+        self._apply_mentions(message, body.get("allowed_mentions"), reply_ping=pinged)
         self.changed()
         event = self.message_event(message)
         if not message.get("_ephemeral"):
@@ -955,12 +958,11 @@ class FakeDiscord:
             self.bot,
             content,
             embeds=data.get("embeds"),
-            allowed=data.get("allowed_mentions", {"parse": []}),
+            allowed=data.get("allowed_mentions"),
             flags=flags,
             webhook_id=APPLICATION_ID,
         )
         message["interaction_metadata"] = {"id": str(interaction.id), "type": 2, "user": interaction.user}
-        message["_allowed"] = data.get("allowed_mentions", {"parse": []})
         if flags & EPHEMERAL:
             message["_ephemeral"] = True
         return message
