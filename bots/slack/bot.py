@@ -59,6 +59,11 @@ class SlackBot:
         self._identity: Identity | None = None
 
     @property
+    def connected(self) -> bool:
+        """`connect()` has run: the handlers know who the app is."""
+        return self._identity is not None
+
+    @property
     def identity(self) -> Identity:
         assert self._identity is not None, "connect() has not run"
         return self._identity

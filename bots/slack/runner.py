@@ -129,9 +129,9 @@ class SlackRunner:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """POST /slack/events: one event, command or shortcut, checked and answered by Bolt."""
-        if not self.bot.accepting:
-            # Shutting down: a non-2xx makes Slack deliver the event again later (to whoever runs then).
-            return web.Response(status=503, text="shutting down")
+        if not (self.bot.connected and self.bot.accepting):
+            # Starting or shutting down: a non-2xx makes Slack deliver the event again later.
+            return web.Response(status=503, text="not taking events now")
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 

@@ -102,7 +102,7 @@ async def start_bot(
         service = await ChatService.open(settings)
         server = None
         if http:
-            server = HttpServer(Metrics(), _always_ready, host="127.0.0.1", port=0)
+            server = HttpServer(Metrics(), always_ready, host="127.0.0.1", port=0)
         runner = SlackRunner(settings, service, http=server)
         bot = Bot(runner, service, settings, server)
         started.append(bot)
@@ -119,7 +119,7 @@ async def start_bot(
         await bot.stop()
 
 
-async def _always_ready() -> dict[str, bool]:
+async def always_ready() -> dict[str, bool]:
     return {"test": True}
 
 

@@ -7,15 +7,17 @@ from collections.abc import Callable
 
 import pytest
 
+from bots.http import HttpServer
 from bots.slack import SlackRunner, SlackStartupError
 from core.config import Settings
+from core.metrics import Metrics
 from core.models import ConversationKey
 from core.service import ChatService
 from core.store import open_store
 from tests.fakes.model_server import FakeModelServer
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, TEAM_ID, FakeSlack
 from tests.fakes.slack_delivery import Delivery, encode, sign
-from tests.slack.conftest import StartBot, World
+from tests.slack.conftest import StartBot, World, always_ready
 
 
 def deliveries_for(slack: FakeSlack, ts: str) -> list[Delivery]:
@@ -143,6 +145,34 @@ async def test_while_shutting_down_http_mode_asks_slack_to_retry_later(start_bot
     assert all(
         d.status == 503 for d in world.slack.deliveries if d.payload.get("event", {}).get("ts") == delivery
     )
+
+
+async def test_http_mode_asks_slack_to_retry_an_event_that_comes_before_start_up_is_done(
+    make_settings: Callable[..., Settings], world: World, model_server: FakeModelServer
+):
+    slack = world.slack
+    settings = make_settings(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url
+    )
+    service = await ChatService.open(settings)
+    server = HttpServer(Metrics(), always_ready, host="127.0.0.1", port=0)
+    runner = SlackRunner(settings, service, http=server)
+    await server.start()
+    try:
+        slack.use_http(f"http://127.0.0.1:{server.port}/slack/events")
+        slack.auto_retry = False
+        ts = await slack.post(world.alice, world.general, world.mention("early bird"))
+        assert {d.status for d in deliveries_for(slack, ts)} == {503}
+        await runner.start()
+        for delivery in deliveries_for(slack, ts):
+            assert (await slack.redeliver(delivery)).status == 200
+        assert await runner.bot.idle(15.0)
+        assert len(model_server.requests) == 1
+        assert slack.bot_messages(world.general, thread_ts=ts)
+    finally:
+        await runner.stop(grace_s=1)
+        await server.stop()
+        await service.close()
 
 
 async def test_a_wrong_bot_token_stops_start_up_with_a_fix(start_bot: StartBot):
