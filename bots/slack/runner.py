@@ -140,9 +140,11 @@ class SlackRunner:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let work in flight finish within the grace period, cancel the rest."""
-        self.bot.accepting = False
+        # Disconnect first: an event acknowledged over the socket before that must still be answered
+        # (Slack will not send it again); after it, whatever arrives is unacknowledged and redelivered.
         if self._socket is not None:
             await self._socket.disconnect_async()
+        self.bot.accepting = False
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         if not await self.bot.idle(grace):
             for task in list(self.bot.in_flight):
