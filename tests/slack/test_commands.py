@@ -169,6 +169,18 @@ async def test_summarize_where_the_bot_cannot_read_says_how_to_fix_it(start_bot:
     assert "/invite @Seed" in private_texts(world.slack, world.alice)[0]
 
 
+async def test_a_question_where_the_bot_cannot_post_says_how_to_fix_it(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    elsewhere = world.slack.add_channel("secret", members=[world.alice], bot_member=False)
+    await world.slack.slash(world.alice, elsewhere, "what is 2+2?")
+    await bot.idle()
+    [notice] = private_texts(world.slack, world.alice)
+    assert "(not_in_channel)" in notice and "/invite @Seed" in notice and "/seed -p" in notice
+    assert model_server.requests == []
+
+
 async def test_forget_deletes_your_stored_messages(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
