@@ -1,10 +1,11 @@
 """Who may use the bot where (allowlists) and who may change shared settings (admins).
 
 - `DISCORD_ALLOWED_GUILDS` / `DISCORD_ALLOWED_CHANNELS` name places: a thread counts as its parent
-  channel. They do not apply to DMs, which are no guild's place.
-- `DISCORD_ALLOWED_ROLES` names people by role. A DM has no roles, so when a role list (or a guild
-  list) is set, DMs are open only to admins listed in `SEEDBOT_ADMINS`: otherwise anyone sharing no
-  server with the bot could spend the budget.
+  channel.
+- `DISCORD_ALLOWED_ROLES` names people by role.
+- A DM is no listed place and has no roles, so when any of these lists is set, DMs are open only to
+  admins listed in `SEEDBOT_ADMINS`: otherwise anyone who can message the bot could spend the budget
+  outside the places the operator chose (as on Slack).
 - Admins: `SEEDBOT_ADMINS` user ids, or the Manage Server permission in that guild.
 """
 
@@ -49,7 +50,11 @@ def is_admin(
 
 def allowed(settings: Settings, place: Place, *, admin: bool) -> bool:
     if place.guild_id is None:
-        return admin or not (settings.discord_allowed_roles or settings.discord_allowed_guilds)
+        return admin or not (
+            settings.discord_allowed_roles
+            or settings.discord_allowed_guilds
+            or settings.discord_allowed_channels
+        )
     if settings.discord_allowed_guilds and str(place.guild_id) not in settings.discord_allowed_guilds:
         return False
     if settings.discord_allowed_channels and str(place.channel_id) not in settings.discord_allowed_channels:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.discord.conftest import StartBot, World
 from tests.discord.test_messages import wait_answer
 from tests.fakes.model_server import FakeModelServer
@@ -65,12 +67,19 @@ async def test_role_allowlist_admits_the_role_and_admins(
     assert len(model_server.requests) == 2
 
 
-async def test_dms_close_to_non_admins_when_a_role_allowlist_is_set(
-    world: World, start_bot: StartBot, model_server: FakeModelServer
+@pytest.mark.parametrize(
+    "allowlist", ["discord_allowed_roles", "discord_allowed_channels", "discord_allowed_guilds"]
+)
+async def test_dms_close_to_non_admins_when_any_allowlist_is_set(
+    world: World, start_bot: StartBot, model_server: FakeModelServer, allowlist: str
 ) -> None:
     api = world.api
-    testers = api.add_role(world.guild, "testers")
-    await start_bot(discord_allowed_roles=testers["id"], admins=world.bob["id"])
+    listed = {
+        "discord_allowed_roles": api.add_role(world.guild, "testers")["id"],
+        "discord_allowed_channels": world.general["id"],
+        "discord_allowed_guilds": world.guild["id"],
+    }[allowlist]
+    await start_bot(**{allowlist: listed}, admins=world.bob["id"])
     alice_dm, bob_dm = api.dm_channel(world.alice), api.dm_channel(world.bob)
     await api.user_message(alice_dm, world.alice, "hi")
     await api.user_message(bob_dm, world.bob, "hi, I am an admin")
