@@ -1,7 +1,7 @@
 """The discord.py client: turns gateway events into `Turn`s for the ChatService.
 
-Messages the bot answers: DMs, @mentions, replies to its messages (or to any message of a stored
-conversation), and anything in a thread it started or already answered in. Own messages, other
+Messages the bot answers: DMs, @mentions, replies to its messages, and anything in a thread it
+started or already answered in. Own messages, other
 bots and webhooks are ignored. Every answered message is claimed first (`claim_event`), so a
 message the gateway delivers again after a RESUME, or after a restart, is answered once.
 """
@@ -221,10 +221,12 @@ class SeedClient(discord.Client):
         reference = message.reference
         if reference is not None and reference.message_id is not None:
             resolved = reference.resolved
-            if isinstance(resolved, discord.Message) and resolved.author.id == self.user.id:
-                return True
-            if await self.service.conversation_for_message(PLATFORM, str(reference.message_id)):
-                return True
+            if isinstance(resolved, discord.Message):
+                # People replying to each other under a question they asked the bot are not asking it.
+                if resolved.author.id == self.user.id:
+                    return True
+            elif await self.service.conversation_for_message(PLATFORM, str(reference.message_id)):
+                return True  # the payload did not carry the replied-to message: the store knows it
         channel = message.channel
         if isinstance(channel, discord.Thread):
             return channel.owner_id == self.user.id or await self.service.is_conversation(

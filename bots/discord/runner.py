@@ -82,6 +82,17 @@ class DiscordRunner:
             await self._abort()
             raise DiscordStartupError(f"no READY from the Discord gateway within {ready_timeout_s:.0f} s")
 
+    async def idle(self, timeout_s: float) -> bool:
+        """Wait until no message or command is being handled; False if work is left after `timeout_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.client.in_flight:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self.client.in_flight), timeout=remaining)
+        return True
+
     async def wait_closed(self) -> None:
         if self._gateway is not None:
             await self._fail(self._gateway)

@@ -38,6 +38,10 @@ class Bot:
     service: ChatService
     settings: Settings
 
+    async def idle(self) -> None:
+        """Until every message and command the bot has started handling is done with."""
+        assert await self.runner.idle(10.0), "the bot did not finish its work"
+
 
 @pytest.fixture
 async def discord_api(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:

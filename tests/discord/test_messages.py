@@ -75,6 +75,22 @@ async def test_replying_to_the_bot_continues_the_conversation_without_a_mention(
     assert "And its population?" in context
 
 
+async def test_people_replying_to_each_other_under_a_question_are_not_answered(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    bot = await start_bot()
+    question = await api.user_message(world.general, world.alice, world.mention("Is it Friday?"))
+    await wait_answer(api, world.general, "Is it Friday?")
+    await api.user_message(world.general, world.bob, "I wondered too", reply_to=question)
+    # The gateway keeps order: once this is answered, the bot has seen the reply above.
+    await api.user_message(world.general, world.bob, world.mention("and now?"))
+    await wait_answer(api, world.general, "and now?")
+    await bot.idle()
+    assert len(model_server.requests) == 2
+    assert "I wondered too" not in last_user_text(model_server)
+
+
 async def test_a_mention_in_a_reply_chain_brings_the_unstored_chain_as_context(
     world: World, start_bot: StartBot, model_server: FakeModelServer
 ) -> None:
@@ -159,11 +175,12 @@ async def test_own_messages_other_bots_and_unaddressed_messages_are_ignored(
     world: World, start_bot: StartBot, model_server: FakeModelServer
 ) -> None:
     api = world.api
-    await start_bot()
+    bot = await start_bot()
     await api.user_message(world.general, world.other_bot, world.mention("bots talking to bots"))
     await api.user_message(world.general, world.bob, "just chatting, no mention")
     await api.user_message(world.general, world.alice, world.mention("only me"))
     await wait_answer(api, world.general, "only me")
+    await bot.idle()
     # The bot's own reply came back through the gateway too and was not answered.
     assert len(model_server.requests) == 1
     assert len(api.bot_messages(world.general)) == 1
