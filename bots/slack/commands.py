@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SHORTCUT_ID = "seed_summarize"
 USAGE = (
     "Usage: `/seed <question>` · `/seed -p <question>` (private) · "
-    "`/seed effort [low|medium|high|default] [channel]` · "
+    "`/seed effort [low|medium|high|default] [channel|workspace]` · "
     "`/seed cost [me|channel|workspace] [today|7d|30d|all]` · `/seed summarize [N | 24h]` · "
     "`/seed forget` · `/seed help`"
 )
@@ -48,8 +48,8 @@ HELP = "\n".join(
         "*Seed* answers with Dola Seed 2.0 Lite. Mention me in a channel, message me directly, or:",
         "• `/seed <question>`: ask here; the answer streams into a thread under your question",
         "• `/seed -p <question>`: ask privately (only you see the answer)",
-        "• `/seed effort [low|medium|high|default] [channel]`: show or set how hard I think, for you "
-        "(or for this channel, admins only)",
+        "• `/seed effort [low|medium|high|default] [channel|workspace]`: show or set how hard I think, "
+        "for you (or for this channel or the whole workspace, admins only)",
         "• `/seed cost [me|channel|workspace] [today|7d|30d|all]`: requests, tokens and spend",
         "• `/seed summarize [N | 24h]`: summarize this channel's last N messages (default 50) or hours",
         "• `/seed forget`: delete what I have stored from your messages",
@@ -70,6 +70,7 @@ SOURCE_WORDS = {
     "default": "the default",
 }
 SCOPES = ("me", "channel", "workspace")
+SHARED_SCOPES = ("channel", "workspace")  # settings only admins change
 PERIODS = ("today", "7d", "30d", "all")
 
 
@@ -89,7 +90,7 @@ class Ask:
 @dataclass(frozen=True, slots=True)
 class SetEffort:
     level: Literal["low", "medium", "high", "default"] | None  # None: show
-    channel: bool = False
+    scope: Literal["user", "channel", "workspace"] = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +150,13 @@ def parse(text: str) -> Command:
 
 
 def _parse_effort(words: list[str]) -> SetEffort:
-    channel = "channel" in words
-    words = [word for word in words if word != "channel"]
+    scopes = [word for word in words if word in SHARED_SCOPES]
+    words = [word for word in words if word not in SHARED_SCOPES]
+    if len(scopes) > 1:
+        raise BadArguments("Set the effort for the channel or for the workspace, not both.")
     if len(words) > 1 or (words and words[0] not in (*EFFORTS, "default")):
         raise BadArguments(f"Unknown effort `{' '.join(words)}`: use low, medium, high or default.")
-    return SetEffort(words[0] if words else None, channel)  # type: ignore[arg-type]
+    return SetEffort(words[0] if words else None, scopes[0] if scopes else "user")  # type: ignore[arg-type]
 
 
 def _parse_cost(words: list[str]) -> Cost:
@@ -260,15 +263,15 @@ async def _effort(bot: SlackBot, where: Invocation, command: SetEffort, admin: b
             platform=PLATFORM, workspace=where.team, channel=where.channel, user=where.user
         )
         return f"Reasoning effort here: *{current}* (from {SOURCE_WORDS.get(source, source)})."
-    if command.channel and not admin:
+    if command.scope != "user" and not admin:
         return ADMINS_ONLY
     await bot.service.set_effort(
         None if command.level == "default" else command.level,
-        scope="channel" if command.channel else "user",
+        scope=command.scope,
         platform=PLATFORM,
-        scope_id=where.channel if command.channel else where.user,
+        scope_id={"user": where.user, "channel": where.channel, "workspace": where.team}[command.scope],
     )
-    whose = "this channel" if command.channel else "you"
+    whose = {"user": "you", "channel": "this channel", "workspace": "this workspace"}[command.scope]
     shown = "back to the default" if command.level == "default" else f"*{command.level}*"
     return f"Reasoning effort for {whose} is now {shown}."
 

@@ -29,6 +29,7 @@ async def test_help_and_an_empty_command_show_what_seed_can_do(start_bot: StartB
     [
         "effort extreme",
         "effort high low",
+        "effort low channel workspace",
         "cost forever",
         "cost me channel",
         "summarize lots",
@@ -112,6 +113,22 @@ async def test_only_admins_set_the_channels_effort(
     await world.slack.post(world.bob, world.general, world.mention("quick one"))
     await bot.idle()
     assert model_server.requests[-1].body["reasoning_effort"] == "low"
+
+
+async def test_only_admins_set_the_workspaces_effort(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    await world.slack.slash(world.alice, world.general, "effort high workspace")
+    await world.slack.slash(world.boss, world.general, "effort high workspace")
+    await bot.idle()
+    assert private_texts(world.slack, world.alice) == [ADMINS_ONLY]
+    assert private_texts(world.slack, world.boss) == ["Reasoning effort for this workspace is now *high*."]
+    await world.slack.slash(world.bob, world.random, "effort")
+    await world.slack.post(world.bob, world.random, world.mention("anywhere"))
+    await bot.idle()
+    assert "*high* (from this workspace's setting)" in private_texts(world.slack, world.bob)[0]
+    assert model_server.requests[-1].body["reasoning_effort"] == "high"
 
 
 async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
