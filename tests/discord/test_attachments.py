@@ -47,3 +47,16 @@ async def test_oversized_and_unsupported_files_get_notes_and_the_rest_is_answere
     assert "huge.png" in reply["content"]
     assert "song.mp3" in reply["content"]
     assert len(request_parts(model_server, "image_url")) == 1
+
+
+async def test_an_image_earlier_in_the_reply_chain_reaches_the_model(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    photo = api.add_attachment("chart.png", png(), "image/png")
+    await start_bot()
+    shared = await api.user_message(world.general, world.bob, "our latest chart", attachments=[photo])
+    await api.user_message(world.general, world.alice, world.mention("what does it show?"), reply_to=shared)
+    await wait_answer(api, world.general, "what does it show?")
+    assert api.attachment_downloads == [photo.id]
+    assert len(request_parts(model_server, "image_url")) == 1

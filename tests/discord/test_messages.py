@@ -35,6 +35,15 @@ async def test_mention_is_answered_as_a_reply_streamed_by_edits_without_429s(
     assert reply["_edits"] >= 2  # it grew in place rather than arriving in one piece
     assert api.rate_limited == []
     assert api.typing.get(int(world.general["id"]), 0) >= 1  # typing shown while it reasoned
+    written = [
+        r.body["content"]
+        for r in api.requests
+        if r.path.startswith(f"/api/v10/channels/{world.general['id']}/messages")
+        and r.status == 200
+        and isinstance(r.body, dict)
+        and "content" in r.body
+    ]
+    assert "Thinking…" in written[0] and answer not in written[0]  # a thinking line came first
     assert "tell me a story" in last_user_text(model_server)
     assert f"<@{api.bot_id}>" not in last_user_text(model_server)
     assert len(api.bot_messages(world.general)) == 1
