@@ -87,7 +87,10 @@ class ChatClient:
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             response = await self._open(request, request_id, stack)
-            body = await response.aread()
+            try:
+                body = await response.aread()
+            except httpx.HTTPError as exc:
+                raise body_error(exc, self._settings, request_id) from None
         result = CompletionResult(request_id=request_id, total_s=time.monotonic() - started)
         result.time_to_first_token_s = result.total_s
         try:
@@ -226,13 +229,10 @@ class ChatStream:
                     ):
                         result.time_to_first_token_s = time.monotonic() - self._started
                     yield event
-        except httpx.ReadTimeout:
-            raise errors.StreamStalled(
-                f"nothing for {self._client._settings.idle_timeout_s:g}s", request_id=self.request_id
-            ) from None
-        except httpx.TransportError as exc:
-            log.warning("model stream broke: %s", type(exc).__name__, extra={"request_id": self.request_id})
-            raise errors.StreamInterrupted("the connection dropped", request_id=self.request_id) from None
+        except httpx.HTTPError as exc:
+            raise body_error(exc, self._client._settings, self.request_id) from None
+        except ValueError:
+            raise errors.MalformedResponse("unreadable stream", request_id=self.request_id) from None
         finally:
             result.tool_calls = [
                 ToolCall(id=call["id"], function=FunctionCall(name=call["name"], arguments=call["arguments"]))
@@ -243,11 +243,16 @@ class ChatStream:
 
     def _parse_chunk(self, data: bytes) -> list[StreamEvent]:
         try:
-            chunk = json.loads(data)
-        except ValueError:
+            return self._read_chunk(data)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            # Valid SSE but not the chunk shape we know (a string where a number belongs, a list
+            # where an object does): the answer so far is kept, the rest cannot be trusted.
             raise errors.MalformedResponse("unreadable stream chunk", request_id=self.request_id) from None
+
+    def _read_chunk(self, data: bytes) -> list[StreamEvent]:
+        chunk = json.loads(data)
         if not isinstance(chunk, dict):
-            raise errors.MalformedResponse("unexpected stream chunk", request_id=self.request_id)
+            raise TypeError("a stream chunk is a JSON object")
         if "error" in chunk and "choices" not in chunk:
             raise error_from_body(chunk, 500, {}, self.request_id)
         result = self.result
@@ -292,6 +297,14 @@ class ChatStream:
         return ToolCallDelta(index, call.get("id"), function.get("name"), function.get("arguments") or "")
 
 
+def body_error(exc: httpx.HTTPError, settings: Settings, request_id: str) -> errors.ModelAPIError:
+    """What went wrong while reading a response body that had started well."""
+    if isinstance(exc, httpx.ReadTimeout):
+        return errors.StreamStalled(f"nothing for {settings.idle_timeout_s:g}s", request_id=request_id)
+    log.warning("model response broke: %s", type(exc).__name__, extra={"request_id": request_id})
+    return errors.StreamInterrupted("the connection dropped", request_id=request_id)
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -299,14 +312,16 @@ def new_request_id() -> str:
 def parse_usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    completion_details = completion_details if isinstance(completion_details, dict) else {}
     return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        prompt_tokens=_int(raw.get("prompt_tokens"), 0) or 0,
+        completion_tokens=_int(raw.get("completion_tokens"), 0) or 0,
+        total_tokens=_int(raw.get("total_tokens"), 0) or 0,
+        reasoning_tokens=_int(completion_details.get("reasoning_tokens"), 0) or 0,
+        cached_tokens=_int(prompt_details.get("cached_tokens"), 0) or 0,
     )
 
 
@@ -314,8 +329,7 @@ def parse_cost(meta: Any) -> Cost | None:
     usage = meta.get("usage") if isinstance(meta, dict) else None
     if not isinstance(usage, dict):
         return None
-    credits = usage.get("credits_used")
-    return Cost(usd=_decimal(usage.get("usd_spent")), credits=int(credits) if credits is not None else None)
+    return Cost(usd=_decimal(usage.get("usd_spent")), credits=_int(usage.get("credits_used"), None))
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -68,6 +68,7 @@ class Script:
     cut_after: int | None = None  # close the connection after this many deltas
     stall_after: int | None = None  # stop sending (but keep the connection) after this many deltas
     malformed_after: int | None = None  # send an unreadable chunk after this many deltas
+    odd_chunk: str | None = None  # with malformed_after: this data (valid JSON of a wrong shape) instead
     error_event_after: int | None = None  # send `data: {"error": ...}` after this many deltas
     usage_in_meta_only: bool = False  # the cost arrives in a chunk of its own, after the usage
     cost_in_header_only: bool = False  # non-streaming: no `meta`, only the x-aimlapi-usd-spent header
@@ -195,7 +196,7 @@ class FakeModelServer:
                 await asyncio.sleep(self.stall_limit_s)
                 return response
             if sent == script.malformed_after:
-                await send('{"id": "broken", "choices": [{"delta": {"content": "oops"')
+                await send(script.odd_chunk or '{"id": "broken", "choices": [{"delta": {"content": "oops"')
             if sent == script.error_event_after:
                 await send({"error": {"message": "Internal server error", "code": 500}})
                 await response.write_eof()

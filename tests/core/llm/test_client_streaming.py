@@ -164,6 +164,36 @@ async def test_malformed_chunk_mid_stream_is_reported_and_partial_kept(client, m
     assert stream.result.content == "good "
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        '{"choices": ["x"]}',
+        '{"choices": [{"delta": {"tool_calls": [{"index": "first"}]}}]}',
+        "[1, 2, 3]",
+    ],
+)
+async def test_valid_json_of_the_wrong_shape_is_a_malformed_response_with_partial_kept(
+    client, model_server, odd
+):
+    model_server.enqueue(Script(content="kept text", chunk_chars=5, malformed_after=1, odd_chunk=odd))
+    with pytest.raises(errors.MalformedResponse):
+        async with client.stream(ask()) as stream:
+            async for _ in stream:
+                pass
+    assert stream.result.content == "kept "
+
+
+def test_odd_usage_values_count_as_zero_rather_than_failing_the_answer():
+    from core.llm.client import parse_usage
+
+    usage = parse_usage({"prompt_tokens": "n/a", "completion_tokens": 7, "completion_tokens_details": []})
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens) == (
+        0,
+        7,
+        0,
+    )
+
+
 async def test_error_event_inside_the_stream_becomes_a_typed_error(client, model_server):
     model_server.enqueue(Script(content="some words", chunk_chars=5, error_event_after=1))
     with pytest.raises(errors.UpstreamUnavailable):
