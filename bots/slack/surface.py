@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code, is_rate_limited, platform_errors, retry_after, surface_error
+from core.reply.split import close_fence, split_message
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ SLACK_LIMITS = PlatformLimits(
 STATUS_LIMITS = dataclasses.replace(SLACK_LIMITS, thinking_in_message=False)
 # A response_url may be used five times in 30 minutes.
 RESPONSE_URL_USES = 5
+PRIVATE_CUT = "\n\n_…the rest did not fit in a private answer: ask without `-p` to see all of it._"
 # <!here>, <!channel>, <!everyone>, <!subteam^S123|@team>: Slack's notifying mentions.
 _BROADCAST = re.compile(r"<!(here|channel|everyone|subteam\^[A-Z0-9]+)(?:\|@?([^>]*))?>")
 # Errors that say a native stream is over (it expired, or it was stopped elsewhere).
@@ -205,7 +207,10 @@ class EphemeralSurface:
     async def close(self) -> None:
         parts = self._parts
         if len(parts) > RESPONSE_URL_USES:
-            parts = [*parts[: RESPONSE_URL_USES - 1], "\n\n".join(parts[RESPONSE_URL_USES - 1 :])]
+            # The response_url takes no more messages, and one message no more text: say so.
+            room = self.limits.max_message_chars - len(PRIVATE_CUT) - len("\n```")
+            last = close_fence(split_message(parts[RESPONSE_URL_USES - 1], room)[0])
+            parts = [*parts[: RESPONSE_URL_USES - 1], last + PRIVATE_CUT]
         for part in parts:
             try:
                 await self._respond(text=part, blocks=[markdown_block(part)], response_type="ephemeral")

@@ -8,11 +8,12 @@ What it enforces, as Slack does:
 - tokens: `invalid_auth` for unknown tokens, `not_allowed_token_type` for the wrong kind;
 - scopes: without `files:read`, `files.info` answers `missing_scope` and file downloads get the
   HTML login page (HTTP 200) instead of the file;
-- lengths: `text` up to 40,000 characters, `markdown_text` up to 12,000 (`msg_too_long`);
+- lengths: `text` up to 40,000 characters, `markdown_text` (and markdown blocks) up to 12,000;
 - rate limits per method (Slack's tiers per minute, tightened by tests): HTTP 429, a `Retry-After`
   header in whole seconds and `{"ok": false, "error": "ratelimited"}`;
 - native streaming: `chat.startStream` needs a thread and, outside DMs, the recipient; streams
   expire (`message_not_in_streaming_state`), and a workspace can refuse streaming altogether;
+- a response_url takes at most five messages (`used_url` after that);
 - the 3-second acknowledgement window for every delivery (see slack_delivery.py).
 
     async with FakeSlack() as slack:
@@ -57,6 +58,7 @@ MAX_TEXT = 40_000
 MAX_MARKDOWN = 12_000
 ACK_TIMEOUT_S = 3.0
 STREAM_TTL_S = 300.0
+RESPONSE_URL_USES = 5  # a slash command's response_url takes five messages (within 30 minutes)
 DEFAULT_SCOPES = BOT_SCOPES  # the workspace granted what the manifest asks for
 # Requests per minute by method, as Slack documents them (tier 1: 1+, tier 2: 20+, tier 3: 50+, tier 4: 100+).
 TIERS_PER_MINUTE = {
@@ -181,6 +183,7 @@ class FakeSlack:
         self._last_us = 0
         self._ids = itertools.count(1)
         self._response_urls: dict[str, tuple[str, str]] = {}
+        self._response_url_uses: defaultdict[str, int] = defaultdict(int)
         self._background: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -715,12 +718,19 @@ class FakeSlack:
         return web.Response(body=stored.data, content_type=stored.info["mimetype"])
 
     async def _respond(self, request: web.Request) -> web.Response:
-        target = self._response_urls.get(request.match_info["key"])
+        key = request.match_info["key"]
+        target = self._response_urls.get(key)
         if target is None:
             raise web.HTTPNotFound()
+        self._response_url_uses[key] += 1
+        if self._response_url_uses[key] > RESPONSE_URL_USES:
+            return web.Response(status=404, text="used_url")
         body = await request.json()
         channel, user = target
-        text = body.get("text") or _blocks_text(body.get("blocks"))
+        try:
+            text, _ = _message_text(body)
+        except SlackError as error:
+            return web.Response(status=400, text=error.error)
         if body.get("response_type") == "in_channel":
             message = Message(channel, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID)
             self.channels[channel].messages.append(message)
@@ -845,7 +855,11 @@ def _message_text(args: dict[str, Any]) -> tuple[str, bool]:
         if len(markdown) > MAX_MARKDOWN:
             raise SlackError("msg_too_long")
         return str(markdown), True
-    text = args.get("text") or _blocks_text(args.get("blocks"))
+    blocks = args.get("blocks") if isinstance(args.get("blocks"), list) else []
+    markdown_blocks = [b for b in blocks if isinstance(b, dict) and b.get("type") == "markdown"]
+    if sum(len(str(b.get("text", ""))) for b in markdown_blocks) > MAX_MARKDOWN:
+        raise SlackError("invalid_blocks", detail="markdown blocks take 12,000 characters in all")
+    text = args.get("text") or _blocks_text(blocks)
     if not text:
         raise SlackError("no_text")
     if len(text) > MAX_TEXT:

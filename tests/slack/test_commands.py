@@ -6,6 +6,7 @@ import pytest
 
 from bots.slack.access import ADMINS_ONLY, NOT_ENABLED
 from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
+from bots.slack.surface import PRIVATE_CUT
 from core.prompts import SUMMARY_INSTRUCTION
 from tests.core.media.samples import encode, photo
 from tests.fakes.model_server import FakeModelServer, Script
@@ -79,6 +80,21 @@ async def test_seed_p_answers_privately(start_bot: StartBot, world: World, model
     assert texts[-1].startswith("A secret answer.")
     assert "tell me a secret" in model_prompt(model_server)
     assert private_texts(world.slack, world.bob) == []
+
+
+async def test_a_private_answer_too_long_for_the_response_url_says_where_it_was_cut(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    paragraphs = [f"Paragraph {n}: " + "lorem ipsum " * 90 for n in range(70)]  # ~6 messages' worth
+    model_server.enqueue(Script(content="\n\n".join(paragraphs), chunk_chars=2000))
+    await world.slack.slash(world.alice, world.general, "-p write a book")
+    await bot.idle()
+    [ack, *parts] = private_texts(world.slack, world.alice)
+    assert ack.startswith("Thinking") and len(parts) == 5  # all the response_url takes
+    assert all(len(part) <= 12_000 for part in parts)
+    assert "Paragraph 0:" in parts[0] and "Paragraph 69:" not in parts[-1]
+    assert parts[-1].endswith(PRIVATE_CUT)
 
 
 async def test_effort_can_be_shown_set_for_yourself_and_reset(
