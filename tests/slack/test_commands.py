@@ -262,3 +262,15 @@ async def test_commands_without_a_trigger_id_are_each_answered(
     headers = [m.text for m in world.slack.bot_messages(world.general) if m.thread_ts is None]
     assert [header.splitlines()[-1] for header in headers] == ["> first question", "> second question"]
     assert len(model_server.requests) == 2
+
+
+async def test_the_shortcut_outside_the_allowlist_is_refused_privately(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(slack_allowed_channels=world.general)
+    ts = await world.slack.post(world.bob, world.random, "a thread to sum up")
+    await world.slack.shortcut(world.alice, world.random, ts, SHORTCUT_ID)
+    await bot.idle()
+    assert private_texts(world.slack, world.alice) == [NOT_ENABLED]
+    assert model_server.requests == []
+    assert world.slack.bot_messages(world.random) == []
