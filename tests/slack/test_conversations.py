@@ -164,3 +164,16 @@ async def test_in_a_thread_longer_than_one_page_the_context_is_its_latest_messag
     assert "message-449" in prompt and "message-410" in prompt
     assert "message-409" not in prompt and "message-199" not in prompt
     assert len(world.slack.calls_to("conversations.replies")) == 3  # 200 + 200 + 51, and no more
+
+
+async def test_a_thread_slack_will_not_show_is_answered_without_its_context(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    root = await world.slack.post(world.bob, world.general, "an older message")
+    world.slack.fail_next("conversations.replies", "thread_not_found")
+    await world.slack.post(world.alice, world.general, world.mention("still there?"), thread_ts=root)
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "still there?" in prompt and "an older message" not in prompt
+    assert world.slack.bot_messages(world.general, thread_ts=root)
