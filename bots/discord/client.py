@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 USAGE = "Ask me something: mention me with a question (attach images or videos if you like), or use /ask."
 THREAD_NAME_CHARS = 90
 ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+REMEMBERED_DELETIONS = 1000
+REMEMBERED_REFUSALS = 10_000
 
 
 class SeedClient(discord.Client):
@@ -64,6 +66,8 @@ class SeedClient(discord.Client):
         self.is_ready_event = asyncio.Event()
         self._downloads: aiohttp.ClientSession | None = None
         self._refusals_told: set[tuple[int, int]] = set()
+        # Prompts deleted before their answer started (the service had nothing to stop yet).
+        self._deleted: dict[int, None] = {}
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -161,6 +165,11 @@ class SeedClient(discord.Client):
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         if self.service.stop(PLATFORM, str(payload.message_id)):
             log.info("prompt %s deleted: stopped its answer", payload.message_id)
+            return
+        # It may be a prompt still being read (reply chain, thread): remember it, a bounded number.
+        self._deleted[payload.message_id] = None
+        if len(self._deleted) > REMEMBERED_DELETIONS:
+            del self._deleted[next(iter(self._deleted))]
 
     async def on_message(self, message: discord.Message) -> None:
         if not self.accepting or message.author.bot or message.webhook_id is not None:
@@ -208,6 +217,8 @@ class SeedClient(discord.Client):
             history=history,
             is_admin=admin,
         )
+        if message.id in self._deleted:
+            return  # deleted while it was being read; from here on, deleting it stops the answer
         surface = DiscordSurface(surface_channel, reply_to=reply_to, asker=author)
         try:
             await self.service.answer(turn, surface)
@@ -262,6 +273,8 @@ class SeedClient(discord.Client):
         """Say "not enabled here" once per person and channel, not on every message."""
         told = (message.channel.id, message.author.id)
         if told not in self._refusals_told:
+            if len(self._refusals_told) >= REMEMBERED_REFUSALS:
+                self._refusals_told.clear()  # bounded memory; some people hear it once more
             self._refusals_told.add(told)
             await self._send_quietly(message, NOT_ENABLED)
 

@@ -28,6 +28,7 @@ async def bot_answered(world: World, start_bot: StartBot) -> Bot:
     bot = await start_bot(discord_guild_ids=world.guild["id"])
     await world.api.user_message(world.general, world.alice, world.mention("hello there"))
     await wait_answer(world.api, world.general, "hello there")
+    await bot.idle()
     return bot
 
 
@@ -204,9 +205,10 @@ async def test_cost_is_a_private_report_with_budget_left_and_top_spenders_for_ad
     world: World, start_bot: StartBot
 ) -> None:
     api = world.api
-    await start_bot(discord_guild_ids=world.guild["id"], user_daily_budget_usd="5")
+    bot = await start_bot(discord_guild_ids=world.guild["id"], user_daily_budget_usd="5")
     await api.user_message(world.general, world.alice, world.mention("hello there"))
     await wait_answer(api, world.general, "hello there")
+    await bot.idle()  # the answer's cost is booked after its last edit
 
     async def cost(user: dict[str, Any], scope: str, period: str) -> str:
         options = [option("scope", scope), option("period", period)]

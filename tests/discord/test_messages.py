@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.discord.conftest import StartBot, World, last_user_text
@@ -210,3 +211,23 @@ async def test_deleting_the_prompt_stops_the_answer(
     )
     reply = api.bot_messages(world.general)[0]
     assert long_answer.strip() not in reply["content"]
+
+
+async def test_a_prompt_deleted_while_its_reply_chain_is_read_is_not_answered(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    bot = await start_bot()
+    root = await api.user_message(world.general, world.bob, "The build is red.")
+    middle = await api.user_message(world.general, world.bob, "Since this morning.", reply_to=root)
+    fetching = api.hold("GET /channels/{channel}/messages/{message}")
+    prompt = await api.user_message(world.general, world.alice, world.mention("why?"), reply_to=middle)
+    await asyncio.wait_for(fetching.reached.wait(), 10)  # the bot is reading the chain above `prompt`
+    await api.delete_by_user(prompt)
+    # The gateway keeps order: once this is answered, the bot has seen the deletion.
+    await api.user_message(world.general, world.bob, world.mention("still there?"))
+    await wait_answer(api, world.general, "still there?")
+    fetching.release()
+    await bot.idle()
+    assert len(model_server.requests) == 1
+    assert "why?" not in last_user_text(model_server)

@@ -133,10 +133,24 @@ class FakeAttachment:
 
 
 @dataclass
+class Hold:
+    """The next request on a route waits here until the test releases it (at most `within_s`)."""
+
+    route_prefix: str
+    within_s: float = 10.0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class FaultPlan:
-    """Faults a test asks for: forced 429s on the next matching requests."""
+    """Faults a test asks for: forced 429s and held requests on the next matching requests."""
 
     forced_429: list[tuple[str, float]] = field(default_factory=list)  # (route key prefix, retry_after)
+    holds: list[Hold] = field(default_factory=list)
 
 
 class FakeDiscord:
@@ -511,6 +525,12 @@ class FakeDiscord:
     async def wait_ready(self, *, within_s: float = 10.0) -> None:
         await self.wait_for(lambda: self.gateway.ready_sent, within_s=within_s, what="the bot to connect")
 
+    def hold(self, route_prefix: str) -> Hold:
+        """Hold the next request whose route key starts with `route_prefix` until `release()`."""
+        hold = Hold(route_prefix)
+        self.faults.holds.append(hold)
+        return hold
+
     def force_429(self, route_prefix: str, *, retry_after: float = 0.2, count: int = 1) -> None:
         """The next `count` requests whose route key starts with `route_prefix` get a 429."""
         self.faults.forced_429.extend([(route_prefix, retry_after)] * count)
@@ -727,12 +747,24 @@ class FakeDiscord:
         if not webhook_route and request.headers.get("Authorization") != f"Bot {self.token}":
             response = _error(DiscordError(401, 0, "401: Unauthorized"))
         else:
+            await self._hold(key)
             response = self._rate_limit(request, key) or await self._call(handler, request)
         self.requests.append(Recorded(request.method, request.path, body, response.status))
         if response.status == 429:
             self.rate_limited.append(self.requests[-1])
         self.changed()
         return response
+
+    async def _hold(self, key: str) -> None:
+        hold = next((h for h in self.faults.holds if key.startswith(h.route_prefix)), None)
+        if hold is None:
+            return
+        self.faults.holds.remove(hold)
+        hold.reached.set()
+        try:
+            await asyncio.wait_for(hold.released.wait(), hold.within_s)
+        except TimeoutError:
+            pass  # a test that never releases still ends
 
     async def _call(self, handler: Callable[..., Any], request: web.Request) -> web.StreamResponse:
         try:
