@@ -11,8 +11,10 @@ Adapters decide who may talk to the bot (allowlists, admins); everything after t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -26,25 +28,28 @@ from core.llm.types import ChatRequest, CompletionResult, Effort, TextPart, Usag
 from core.locks import KeyedLocks
 from core.media import MediaPipeline, MediaProgress, PreparedMedia
 from core.metrics import Metrics
-from core.models import AttachmentMeta, ConversationKey, Turn
+from core.models import AttachmentMeta, ConversationKey, MessageStatus, Turn
 from core.reply.footer import format_footer
 from core.reply.pacing import PacerRegistry
 from core.reply.split import close_fence, split_message
-from core.reply.streamer import ReplyStreamer
+from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef, PlatformLimits, ReplySurface
 from core.store import Store, apply_retention, open_store
-from core.store.base import LedgerEntry, Reservation, StoredMessage, utc_now
+from core.store.base import CostSource, LedgerEntry, Reservation, StoredMessage, utc_now
 
 log = logging.getLogger("seedbot.service")
 
 Outcome = Literal["complete", "interrupted", "stopped", "error", "refused", "duplicate"]
+StreamOutcome = Literal["complete", "interrupted", "stopped", "error"]
 EffortScope = Literal["user", "channel", "workspace"]
 ReportScope = Literal["me", "channel", "workspace"]
 Period = Literal["today", "7d", "30d", "all"]
 
 INTERRUPTED_BY_RESTART = "⚠️ Interrupted: the bot restarted before this answer was finished."
-# A crash loses at most this much of a streaming answer from the store (the chat message keeps it all).
+# The store lags the chat by at most this much of a streaming answer; after a crash, recovery shows
+# what the store has, so up to this many seconds of the answer's tail can go missing.
 CHECKPOINT_EVERY_S = 2.0
+OUR_FAULT = "something went wrong on our side"
 RETENTION_EVERY_S = 6 * 3600.0
 PROGRESS_EVERY_S = 1.0
 
@@ -60,11 +65,13 @@ class AnswerOutcome:
 
 @dataclass(frozen=True, slots=True)
 class InterruptedReply:
-    """A reply a crash left mid-stream; the adapter edits message `platform_message_id` to `text`."""
+    """A reply a crash left mid-stream. The adapter edits message `platform_message_id` to `text`, then
+    posts `follow_up` (when set: the warning did not fit in that message) in the same conversation."""
 
     key: ConversationKey
     platform_message_id: str
     text: str
+    follow_up: str | None = None
 
 
 SHUTTING_DOWN = "the bot is shutting down"
@@ -118,7 +125,11 @@ class ChatService:
         """Apply retention now and then for as long as the bot runs (cancel the task to stop it)."""
         while True:
             await asyncio.sleep(every_s)
-            purged = await apply_retention(self.store, self.settings)
+            try:
+                purged = await apply_retention(self.store, self.settings)
+            except Exception:
+                log.exception("retention failed; trying again later")
+                continue
             if purged:
                 log.info("retention: purged %d old messages", purged)
 
@@ -132,7 +143,10 @@ class ChatService:
             for flight in list(self._flights):
                 flight.shutdown = True
                 flight.cancel()
-            await asyncio.wait_for(self._idle.wait(), self.settings.final_edit_deadline_s)
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.settings.final_edit_deadline_s)
+            except TimeoutError:
+                log.error("%d answers did not finish; their replies stay as they are", len(self._flights))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -173,13 +187,17 @@ class ChatService:
         mine = [m for m in self._recovered if m.key.platform == platform and m.platform_message_id]
         self._recovered = [m for m in self._recovered if m not in mine]
         replies = []
-        marker = f"\n\n{INTERRUPTED_BY_RESTART}"
-        # Room for the marker and for a code fence that the last part may need closed before it.
-        room = limits.max_message_chars - len(marker) - len("\n```")
         for message in mine:
-            last = (split_message(message.text, room) or [""])[-1]
-            text = close_fence(last) + marker
-            replies.append(InterruptedReply(message.key, message.platform_message_id or "", text))
+            # The same split the live reply used, so the last part is what that message showed.
+            last = close_fence((split_message(message.text, limits.max_message_chars) or [""])[-1])
+            marked = f"{last}\n\n{INTERRUPTED_BY_RESTART}" if last else INTERRUPTED_BY_RESTART
+            if len(marked) <= limits.max_message_chars:
+                replies.append(InterruptedReply(message.key, message.platform_message_id or "", marked))
+            else:
+                reply = InterruptedReply(
+                    message.key, message.platform_message_id or "", last, INTERRUPTED_BY_RESTART
+                )
+                replies.append(reply)
         return replies
 
     # --- settings and reports -------------------------------------------------------------------------
@@ -230,19 +248,24 @@ class ChatService:
         self, turn: Turn, surface: ReplySurface, *, instruction: str | None = None
     ) -> AnswerOutcome:
         platform = turn.key.platform
-        if turn.event_id and not await self.store.claim_event(platform, turn.event_id):
-            return AnswerOutcome("duplicate")
         if self.draining:
+            # Not claimed: if the platform delivers it again after the restart, it is answered then.
             await surface.post(DRAINING_MESSAGE)
             return AnswerOutcome("refused", DRAINING_MESSAGE)
         flight = _InFlight(turn.key)
+        # Registered before anything is awaited, so a prompt deleted right away is still caught.
         flight_key = (platform, turn.message_id) if turn.message_id else None
         if flight_key:
             self._by_prompt[flight_key] = flight
         self._flights.add(flight)
         self._idle.clear()
         try:
+            if turn.event_id and not await self.store.claim_event(platform, turn.event_id):
+                return AnswerOutcome("duplicate")
             async with self._locks.hold(turn.key):
+                if flight.shutdown:
+                    await surface.post(DRAINING_MESSAGE)
+                    return AnswerOutcome("interrupted", DRAINING_MESSAGE)
                 if flight.stopped:
                     return AnswerOutcome("stopped")
                 return await _Answer(self, turn, surface, instruction, flight).run()
@@ -285,7 +308,7 @@ class _Answer:
         )
 
     async def run(self) -> AnswerOutcome:
-        turn, store = self.turn, self.store
+        turn = self.turn
         await self.streamer.begin()
         effort = (
             turn.effort
@@ -299,8 +322,28 @@ class _Answer:
             )[0]
         )
         prepared = await self._prepare_media()
-        history = [*await self._platform_history(), *await store.conversation(turn.key)]
-        await store.add_message(
+        prompt_parts = [TextPart(text=turn.text), *prepared.parts] if turn.text else prepared.parts
+        try:
+            context = assemble_context(
+                await self._history(),
+                NewTurn(turn.user_id, turn.user_name, prompt_parts),
+                settings=self.settings,
+                system_prompt=await self._system_prompt(),
+                media_parts=self.service.media.parts_for,
+            )
+        except ContextTooLarge as too_large:
+            return await self._end_early("error", str(too_large), prepared.notes)
+        if self.flight.stopped:  # deleted, stopped or shut down while its files were being read
+            return await self._end_early("stopped", None, prepared.notes)
+        reservation = await self.service.budgets.reserve(
+            turn.key, turn.user_id, worst_case_cost(self.settings, context.estimated_prompt_tokens)
+        )
+        if not isinstance(reservation, Reservation):
+            self.service.metrics.budget_refused(turn.key.platform)
+            return await self._end_early("refused", reservation, prepared.notes)
+
+        # Stored only now that it is answered: a refused prompt must not haunt later contexts.
+        await self.store.add_message(
             turn.key,
             "user",
             turn.user_id,
@@ -309,83 +352,80 @@ class _Answer:
             platform_message_id=turn.message_id,
             attachments=prepared.attachments,
         )
-        prompt_parts = [TextPart(text=turn.text), *prepared.parts] if turn.text else prepared.parts
-        try:
-            context = assemble_context(
-                history,
-                NewTurn(turn.user_id, turn.user_name, prompt_parts),
-                settings=self.settings,
-                system_prompt=await self._system_prompt(),
-                media_parts=self.service.media.parts_for,
-            )
-        except ContextTooLarge as too_large:
-            result = await self.streamer.finish("error", error=str(too_large), notes=prepared.notes)
-            return AnswerOutcome("error", result.text, result.refs)
+        reply_id = await self.store.add_message(
+            turn.key, "assistant", "seedbot", "seedbot", "", status="streaming"
+        )
         request = ChatRequest(
             model=self.settings.model,
             messages=context.messages,
             max_tokens=self.settings.max_tokens,
             reasoning_effort=effort,
         )
-        if self.flight.stopped:  # the prompt was deleted while its files were being read
-            result = await self.streamer.finish("stopped", notes=prepared.notes)
-            return AnswerOutcome("stopped", result.text, result.refs)
-        worst_case = worst_case_cost(self.settings, context.estimated_prompt_tokens)
-        reservation = await self.service.budgets.reserve(turn.key, turn.user_id, worst_case)
-        if not isinstance(reservation, Reservation):
-            self.service.metrics.budget_refused(turn.key.platform)
-            result = await self.streamer.finish("error", error=reservation, notes=prepared.notes)
-            return AnswerOutcome("refused", result.text, result.refs)
-
-        reply_id = await store.add_message(
-            turn.key, "assistant", "seedbot", "seedbot", "", status="streaming"
-        )
         outcome, result, error = await self._stream(request, reply_id)
-        notes = list(prepared.notes)
-        footer = None
         usd, source = call_cost(
             self.settings, result, estimated_prompt_tokens=context.estimated_prompt_tokens
         )
-        if self.settings.footer and outcome != "error":
-            footer = format_footer(
-                effort=effort,
-                elapsed_s=time.monotonic() - self.started,
-                usage=result.usage,
-                usd=usd,
-                notes=[context.footer_note] if context.footer_note else (),
+        try:
+            footer = None
+            if self.settings.footer and outcome != "error":
+                footer = format_footer(
+                    effort=effort,
+                    elapsed_s=time.monotonic() - self.started,
+                    usage=result.usage,
+                    usd=usd,
+                    notes=[context.footer_note] if context.footer_note else (),
+                )
+            finished = await asyncio.shield(
+                self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes)
             )
-        finished = await asyncio.shield(
-            self.streamer.finish(outcome, error=error, footer=footer, notes=notes)
-        )
+        finally:
+            await self.service.budgets.settle(
+                reservation, self._ledger_entry(result, effort, outcome, usd, source)
+            )
+        await self._record(reply_id, outcome, result, finished)
+        return AnswerOutcome(outcome, result.content, list(finished.refs), result.request_id, usd)
+
+    async def _end_early(self, status: Outcome, reason: str | None, notes: Sequence[str]) -> AnswerOutcome:
+        """Finish a reply that never reached the model: too long, refused by a budget, or stopped."""
+        if self.flight.shutdown:
+            finished = await self.streamer.finish("interrupted", error=SHUTTING_DOWN, notes=notes)
+            return AnswerOutcome("interrupted", finished.text, list(finished.refs))
+        shown = "stopped" if status == "stopped" else "error"
+        finished = await self.streamer.finish(shown, error=reason, notes=notes)
+        return AnswerOutcome(status, finished.text, list(finished.refs))
+
+    async def _record(
+        self, reply_id: int, outcome: StreamOutcome, result: CompletionResult, finished: FinishResult
+    ) -> None:
+        """The reply as the store keeps it, and the answer's metrics."""
+        key = self.turn.key
         stats = self.streamer.stats
-        self.service.metrics.edit(turn.key.platform, stats.posts + stats.edits)
-        self.service.metrics.rate_limited(turn.key.platform, stats.rate_limited)
-        if not finished.delivered:
-            log.error(
-                "final text of reply %s could not be delivered",
-                reply_id,
-                extra={"request_id": result.request_id},
-            )
-        await store.update_message(
-            reply_id,
-            text=result.content,
-            status="complete"
-            if outcome == "complete"
-            else ("error" if outcome == "error" else "interrupted"),
-            platform_message_id=finished.refs[-1].id if finished.refs else None,
-        )
-        await self.service.budgets.settle(
-            reservation, self._ledger_entry(result, effort, outcome, usd, source)
-        )
+        self.service.metrics.edit(key.platform, stats.posts + stats.edits)
+        self.service.metrics.rate_limited(key.platform, stats.rate_limited)
         self.service.metrics.record_answer(
-            turn.key.platform,
+            key.platform,
             outcome,
             result.usage,
-            usd,
+            self.streamer.cost.usd if self.streamer.cost else result.cost.usd,
             result.time_to_first_token_s,
             time.monotonic() - self.started,
         )
-        return AnswerOutcome(outcome, result.content, finished.refs, result.request_id, usd)
+        status: MessageStatus = {"complete": "complete", "error": "error"}.get(outcome, "interrupted")
+        if not finished.delivered:
+            # The chat shows less than the store holds: the reply, as people saw it, is incomplete.
+            log.error(
+                "final text of reply %s not delivered: %s",
+                reply_id,
+                finished.failure,
+                extra={"request_id": result.request_id},
+            )
+            status = "error" if status == "error" else "interrupted"
+        await self.store.update_message(
+            reply_id,
+            text=result.content,
+            status=status,
+            platform_message_id=finished.refs[-1].id if finished.refs else None,
+        )
 
     async def _prepare_media(self) -> PreparedMedia:
         """Run the prompt's files through the media pipeline, showing progress of slow work (video
@@ -402,7 +442,10 @@ class _Answer:
                 await changed.wait()
                 changed.clear()
                 progress = latest[0]
-                await self.surface.set_status(f"Preparing {progress.name}… {progress.fraction:.0%}")
+                try:
+                    await self.surface.set_status(f"Preparing {progress.name}… {progress.fraction:.0%}")
+                except Exception as error:  # cosmetic, like every status
+                    log.warning("progress status failed: %s", type(error).__name__)
                 await asyncio.sleep(PROGRESS_EVERY_S)
 
         shower = asyncio.create_task(show())
@@ -410,20 +453,18 @@ class _Answer:
             return await self.service.media.prepare(self.turn.attachments, on_progress=on_progress)
         finally:
             shower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shower
 
-    async def _platform_history(self) -> list[StoredMessage]:
-        """Earlier messages the platform handed over that the store does not have (thread context, reply
-        chains), with the media of the most recent ones prepared so the context can re-send them."""
+    async def _history(self) -> list[StoredMessage]:
+        """The stored conversation, after the earlier messages only the platform knows about (thread
+        context, reply chains), whose most recent media are prepared so the context can re-send them."""
         turn = self.turn
-        stored_ids = {
-            m.platform_message_id for m in await self.store.conversation(turn.key) if m.platform_message_id
-        }
-        extra = [message for message in turn.history if message.message_id not in stored_ids]
-        with_media = (
-            {id(message) for message in extra[-self.settings.context_media_turns :]}
-            if self.settings.context_media_turns
-            else set()
-        )
+        stored = await self.store.conversation(turn.key)
+        known = {message.platform_message_id for message in stored if message.platform_message_id}
+        extra = [message for message in turn.history if message.message_id not in known]
+        recent = self.settings.context_media_turns
+        with_media = {id(message) for message in extra[-recent:]} if recent else set()
         now = utc_now()
         history = []
         for message in extra:
@@ -444,7 +485,7 @@ class _Answer:
                     created_at=now,
                 )
             )
-        return history
+        return [*history, *stored]
 
     async def _system_prompt(self) -> str:
         key = self.turn.key
@@ -454,30 +495,40 @@ class _Answer:
 
     async def _stream(
         self, request: ChatRequest, reply_id: int
-    ) -> tuple[Literal["complete", "interrupted", "stopped", "error"], CompletionResult, str | None]:
-        """Run the model stream into the surface; cancellation (stop) and errors end it cleanly."""
+    ) -> tuple[StreamOutcome, CompletionResult, str | None]:
+        """Run the model stream into the surface. The flight's task covers the whole call, connecting
+        and retrying included, so a stop or a shutdown ends it at any point."""
         stream = self.service.client.stream(request)
-        checkpoint = asyncio.create_task(self._checkpoint(stream.result, reply_id))
-        self.service.metrics.stream_started()
-        try:
+        result = stream.result
+
+        async def consume() -> None:
             async with stream:
-                self.flight.task = asyncio.create_task(self.streamer.consume(stream))
-                if self.flight.stopped:
-                    self.flight.task.cancel()
+                await self.streamer.consume(stream)
+
+        checkpoint = asyncio.create_task(self._checkpoint(result, reply_id))
+        self.flight.task = asyncio.create_task(consume())
+        if self.flight.stopped:
+            self.flight.task.cancel()
+        try:
+            with self.service.metrics.streaming():
                 await self.flight.task
-            return "complete", stream.result, None
+            return "complete", result, None
         except asyncio.CancelledError:
-            if not self.flight.stopped:
+            current = asyncio.current_task()
+            if not self.flight.stopped or (current is not None and current.cancelling()):
                 raise
             if self.flight.shutdown:
-                return "interrupted", stream.result, SHUTTING_DOWN
-            return "stopped", stream.result, None
+                return "interrupted", result, SHUTTING_DOWN
+            return "stopped", result, None
         except errors.ModelAPIError as error:
-            outcome = "interrupted" if stream.result.content else "error"
-            return outcome, stream.result, str(error)
+            return ("interrupted" if result.content else "error"), result, str(error)
+        except Exception:
+            log.exception("model stream failed", extra={"request_id": result.request_id})
+            return ("interrupted" if result.content else "error"), result, OUR_FAULT
         finally:
-            self.service.metrics.stream_finished()
             checkpoint.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoint
 
     async def _checkpoint(self, result: CompletionResult, reply_id: int) -> None:
         """Save the growing answer and its latest message id now and then, so that after a crash the
@@ -487,12 +538,15 @@ class _Answer:
             refs = self.streamer.refs
             ref_id = refs[-1].id if refs else None
             if result.content != saved_text or ref_id != saved_ref:
-                saved_text, saved_ref = result.content, ref_id
-                await self.store.update_message(reply_id, text=saved_text, platform_message_id=ref_id)
+                try:
+                    await self.store.update_message(reply_id, text=result.content, platform_message_id=ref_id)
+                    saved_text, saved_ref = result.content, ref_id
+                except Exception:
+                    log.exception("checkpoint of reply %s failed; trying again", reply_id)
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     def _ledger_entry(
-        self, result: CompletionResult, effort: str, outcome: str, usd: Decimal, source: str
+        self, result: CompletionResult, effort: str, outcome: str, usd: Decimal, source: CostSource
     ) -> LedgerEntry:
         usage = result.usage or Usage()
         key = self.turn.key
@@ -509,7 +563,7 @@ class _Answer:
             reasoning_tokens=usage.reasoning_tokens,
             cached_tokens=usage.cached_tokens,
             usd=usd,
-            cost_source=source,  # type: ignore[arg-type]
+            cost_source=source,
             ttft_s=result.time_to_first_token_s,
             latency_s=time.monotonic() - self.started,
             outcome="ok" if outcome == "complete" else outcome,

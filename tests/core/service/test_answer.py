@@ -303,8 +303,10 @@ async def test_a_surface_that_keeps_failing_is_logged_and_the_answer_is_still_ke
     model_server.enqueue(Script(content="kept anyway"))
     outcome = await service.answer(turn("q"), BrokenSurface(LIMITS))
     assert outcome.text == "kept anyway"
-    assert "could not be delivered" in caplog.text
-    assert (await service.store.conversation(KEY))[-1].text == "kept anyway"
+    assert "not delivered" in caplog.text
+    kept = (await service.store.conversation(KEY))[-1]
+    # The store keeps the whole answer, and says the chat shows it incomplete.
+    assert (kept.text, kept.status) == ("kept anyway", "interrupted")
     # The service keeps working for everyone else.
     assert (await service.answer(turn("again"), MemorySurface(LIMITS))).status == "complete"
 
