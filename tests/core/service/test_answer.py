@@ -343,3 +343,43 @@ async def test_asking_to_stop_ends_the_answer_being_written_in_that_conversation
     assert (await asyncio.wait_for(task, 10)).status == "stopped"
     assert "Stopped" in surface.texts[-1]
     assert service.stop_conversation(KEY) is False
+
+
+async def test_a_prompt_too_long_for_the_model_is_refused_and_later_turns_keep_their_history(
+    make_settings, model_server
+):
+    service = await ChatService.open(make_settings(context_tokens=1024 + 600, max_tokens=1024))
+    await service.answer(turn("short question"), MemorySurface(LIMITS))
+    surface = MemorySurface(LIMITS)
+    refused = await service.answer(turn("x" * 5000), surface)
+    assert refused.status == "error" and "too long" in surface.texts[-1]
+    await service.answer(turn("follow-up"), MemorySurface(LIMITS))
+    await service.close()
+    roles = [m["role"] for m in model_server.requests[-1].body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]  # the refused prompt is not in the way
+
+
+async def test_stop_reaches_a_call_still_waiting_to_retry(make_settings, model_server):
+    service = await ChatService.open(make_settings(max_retries=3, retry_max_wait_s=30))
+    model_server.enqueue(Script(status=429, retry_after="20"), Script(content="too late"))
+    task = asyncio.create_task(service.answer(turn("q", message_id="p9"), MemorySurface(LIMITS)))
+    for _ in range(200):
+        if model_server.requests:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert service.stop("test", "p9")
+    outcome = await asyncio.wait_for(task, 5)  # not after the 20 s Retry-After
+    await service.close()
+    assert outcome.status == "stopped"
+    assert len(model_server.requests) == 1
+
+
+async def test_a_recovered_reply_too_full_for_the_warning_gets_it_as_a_follow_up(make_settings):
+    full = "word " * (LIMITS.max_message_chars // 5)
+    service = await restart_after_crash(make_settings(), full, "msg-5")
+    [recovered] = await service.recover_interrupted("test", LIMITS)
+    await service.close()
+    assert len(recovered.text) <= LIMITS.max_message_chars
+    assert recovered.text.startswith("word word")
+    assert recovered.follow_up is not None and "restarted" in recovered.follow_up
