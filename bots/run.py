@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -118,13 +117,16 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
     finally:
         if http is not None:
             http.mark_draining()
-        await service.drain(settings.shutdown_grace_s)
-        for runner in runners.values():
-            with contextlib.suppress(Exception):
-                await runner.stop(grace_s=1.0)
-        if http is not None:
-            await http.stop()
-        await service.close()
+        # Each step on its own: one failing must not leave the others' connections open.
+        steps = [service.drain(settings.shutdown_grace_s)]
+        steps += [runner.stop(grace_s=1.0) for runner in runners.values()]
+        steps += [http.stop()] if http is not None else []
+        steps += [service.close()]
+        for step in steps:
+            try:
+                await step
+            except Exception:
+                log.exception("shutdown step failed")
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

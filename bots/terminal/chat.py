@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -16,6 +17,9 @@ from core.config import EFFORTS, Settings
 from core.models import AttachmentSource, ConversationKey, Turn
 from core.reply.surface import MessageRef, PlatformLimits
 from core.service import ChatService
+from core.store import StoreError
+
+EXIT_CONFIG = 3
 
 TERMINAL_LIMITS = PlatformLimits(
     name="terminal",
@@ -29,7 +33,7 @@ HELP = """Type a message and press Enter. Commands:
   /image PATH    attach an image to your next message (repeatable)
   /video PATH    attach a video to your next message
   /effort [low|medium|high|default]   show or set your reasoning effort
-  /cost [today|7d|30d|all]            what this conversation has cost
+  /cost [today|7d|30d|all]            what your questions have cost
   /forget        delete this conversation and your stored data
   /help          this text
   /quit          leave (Ctrl-D works too)"""
@@ -181,12 +185,17 @@ async def read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
             loop.call_soon_threadsafe(queue.put_nowait, line)
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    loop.run_in_executor(None, pump)
+    # A daemon thread: a blocked read of stdin must not keep the process alive after /quit.
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
     return queue
 
 
 async def chat(settings: Settings, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    service = await ChatService.open(settings)
+    try:
+        service = await ChatService.open(settings)
+    except StoreError as error:
+        print(f"database: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     session = TerminalChat(service, out=out)
     print(f"seedbot chat · {settings.model} · /help for commands, /quit to leave", file=out, flush=True)
     lines = await read_lines(stdin)

@@ -75,3 +75,10 @@ async def test_unreachable_api_is_explained_and_the_chat_goes_on(model_server, t
     assert code == 0
     assert "Could not reach the model service" in out
     assert "reasoning effort: medium (from default)" in out
+
+
+async def test_a_corrupt_database_is_one_clear_line_not_a_traceback(model_server, tmp_path):
+    (tmp_path / "ask.db").write_bytes(b"not a database at all" * 50)
+    code, _, err = await chat("hello\n", environment(model_server, tmp_path))
+    assert code == 3
+    assert "database" in err and "Traceback" not in err
