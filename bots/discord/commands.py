@@ -25,6 +25,7 @@ from bots.discord.conversation import (
 from bots.discord.surface import InteractionSurface
 from core.models import ConversationKey, HistoryMessage, Turn
 from core.prompts import SUMMARY_INSTRUCTION
+from core.service import DRAINING_MESSAGE
 
 if TYPE_CHECKING:
     from bots.discord.client import SeedClient
@@ -60,7 +61,12 @@ class SeedCommandTree(app_commands.CommandTree["SeedClient"]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Each interaction runs once: Discord may deliver one again around a RESUME, and answering
         it twice would fail (it is already acknowledged) or, for /ask, pay for a second answer."""
-        return await self.client.service.claim_event(PLATFORM, f"interaction:{interaction.id}")
+        if not await self.client.service.claim_event(PLATFORM, f"interaction:{interaction.id}"):
+            return False
+        if not self.client.accepting:  # shutting down: say so rather than leave it unanswered
+            await interaction.response.send_message(DRAINING_MESSAGE, ephemeral=True)
+            return False
+        return True
 
 
 async def _admitted(bot: SeedClient, interaction: discord.Interaction) -> bool:

@@ -110,6 +110,25 @@ async def test_ask_answers_ping_nobody_but_the_asker_whatever_the_model_writes(
     assert [user["id"] for user in original["mentions"]] in ([], [world.alice["id"]])
 
 
+async def test_ask_continues_a_long_answer_in_follow_up_messages(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    code = "\n".join(f"x_{i:03d} = {i}" for i in range(300))
+    model_server.enqueue(Script(content=f"```python\n{code}\n```\nDone.", chunk_chars=500))
+    await start_bot(discord_guild_ids=world.guild["id"])
+    interaction = await api.invoke_command(world.general, world.alice, "ask", [option("prompt", "long")])
+    parts = await api.wait_for(
+        lambda: (found := api.responses(interaction)) and "effort" in found[-1]["content"] and found,
+        what="the last part with its footer",
+    )
+    assert len(parts) >= 2
+    assert all(len(part["content"]) <= 2000 and part["content"].count("```") % 2 == 0 for part in parts)
+    shown = "\n".join(part["content"] for part in parts)
+    assert all(f"x_{i:03d} = {i}" in shown for i in range(300))
+    assert api.rate_limited == []
+
+
 @pytest.mark.parametrize("discord_api", [{"webhook_token_ttl_s": 0.5}], indirect=True)
 async def test_ask_continues_in_channel_messages_when_the_interaction_token_expires(
     world: World, start_bot: StartBot, model_server: FakeModelServer

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from tests.discord.conftest import StartBot, World
 from tests.discord.test_messages import wait_answer
+from tests.fakes.discord import EPHEMERAL
 from tests.fakes.model_server import FakeModelServer, Script
 
 PATCH_MESSAGE = "PATCH /channels/{channel}/messages/{message}"
@@ -75,8 +77,15 @@ async def test_stopping_lets_an_answer_in_flight_finish_then_disconnects(
     bot = await start_bot()
     await api.user_message(world.general, world.alice, world.mention("one more thing"))
     await api.wait_for(lambda: api.bot_messages(world.general), what="the answer to start")
-    await bot.runner.stop(grace_s=10)
+    stopping = asyncio.create_task(bot.runner.stop(grace_s=10))
+    await api.wait_for(lambda: not bot.runner.client.accepting, what="the bot to stop taking work")
+    await api.user_message(world.general, world.bob, world.mention("me too?"))  # not taken any more
+    interaction = await api.invoke_command(world.general, world.bob, "effort")
+    (refusal,) = await api.wait_for(lambda: api.responses(interaction), what="the refusal")
+    assert "restarting" in refusal["content"] and refusal["flags"] & EPHEMERAL
+    await stopping
     assert not bot.runner.ready()
+    assert len(model_server.requests) == 1
     (reply,) = api.bot_messages(world.general)
     assert answer.strip() in reply["content"]
     await api.wait_for(lambda: not api.gateway.connected, what="the gateway connection to close")
