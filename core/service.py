@@ -21,7 +21,15 @@ from typing import Literal
 
 from core.config import Settings
 from core.context import ContextTooLarge, NewTurn, assemble_context
-from core.costs import BudgetPolicy, Labeller, call_cost, cost_report, str_label, worst_case_cost
+from core.costs import (
+    BudgetLimits,
+    BudgetPolicy,
+    Labeller,
+    call_cost,
+    cost_report,
+    str_label,
+    worst_case_cost,
+)
 from core.llm import errors
 from core.llm.client import ChatClient
 from core.llm.types import ChatRequest, CompletionResult, Effort, TextPart, Usage
@@ -35,7 +43,7 @@ from core.reply.split import close_fence, split_message
 from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef, PlatformLimits, ReplySurface
 from core.store import Store, apply_retention, open_store
-from core.store.base import CostSource, LedgerEntry, Reservation, StoredMessage, utc_now
+from core.store.base import BudgetKind, CostSource, LedgerEntry, Reservation, StoredMessage, utc_now
 
 log = logging.getLogger("seedbot.service")
 
@@ -215,6 +223,26 @@ class ChatService:
         self, level: Effort | None, *, scope: EffortScope, platform: str, scope_id: str
     ) -> None:
         await self.store.set_setting("effort", level, scope, platform, scope_id)
+
+    async def budgets_for(self, platform: str, workspace: str) -> BudgetLimits:
+        """The budgets in force in a workspace: the environment's, or what an admin set there."""
+        return await self.budgets.limits(platform, workspace)
+
+    async def set_budget(
+        self, kind: BudgetKind, amount: str | None, *, platform: str, workspace: str
+    ) -> None:
+        """Set a workspace's budget (`"0.50"`, `"$2"`, `"unlimited"`; None: back to the environment's).
+        Raises SettingError, whose text is fit to show the admin who typed the amount."""
+        await self.store.set_setting(f"{kind}_budget_usd", amount, "workspace", platform, workspace)
+
+    async def system_prompt_for(self, platform: str, channel: str) -> tuple[str, bool]:
+        """The system prompt of a channel, and whether the channel has its own."""
+        own = await self.store.get_setting("system_prompt", "channel", platform, channel)
+        return own or self.settings.system_prompt, own is not None
+
+    async def set_system_prompt(self, text: str | None, *, platform: str, channel: str) -> None:
+        """Give a channel its own system prompt (None: back to SEEDBOT_SYSTEM_PROMPT); SettingError if bad."""
+        await self.store.set_setting("system_prompt", text, "channel", platform, channel)
 
     async def cost_report(
         self,
@@ -489,8 +517,7 @@ class _Answer:
 
     async def _system_prompt(self) -> str:
         key = self.turn.key
-        channel_prompt = await self.store.get_setting("system_prompt", "channel", key.platform, key.channel)
-        prompt = channel_prompt or self.settings.system_prompt
+        prompt, _ = await self.service.system_prompt_for(key.platform, key.channel)
         return f"{prompt}\n\n{self.instruction}" if self.instruction else prompt
 
     async def _stream(

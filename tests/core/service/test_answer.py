@@ -383,3 +383,30 @@ async def test_a_recovered_reply_too_full_for_the_warning_gets_it_as_a_follow_up
     assert len(recovered.text) <= LIMITS.max_message_chars
     assert recovered.text.startswith("word word")
     assert recovered.follow_up is not None and "restarted" in recovered.follow_up
+
+
+async def test_a_channel_system_prompt_is_used_there_and_can_be_cleared(service, model_server):
+    await service.set_system_prompt("Answer like a pirate.", platform="test", channel="C1")
+    assert await service.system_prompt_for("test", "C1") == ("Answer like a pirate.", True)
+    await service.answer(turn("hello"), MemorySurface(LIMITS))
+    assert model_server.requests[-1].body["messages"][0]["content"] == "Answer like a pirate."
+    await service.set_system_prompt(None, platform="test", channel="C1")
+    assert await service.system_prompt_for("test", "C1") == (service.settings.system_prompt, False)
+
+
+async def test_an_admin_sets_workspace_budgets_at_run_time(make_settings, model_server):
+    from core.store.base import SettingError
+
+    service = await ChatService.open(make_settings(user_daily_budget_usd=Decimal("5")))
+    await service.set_budget("user_daily", "$0.0001", platform="test", workspace="W1")
+    assert (await service.budgets_for("test", "W1")).user_daily == Decimal("0.0001")
+    surface = MemorySurface(LIMITS)
+    assert (await service.answer(turn("q"), surface)).status == "refused"
+    await service.set_budget("user_daily", "unlimited", platform="test", workspace="W1")
+    assert (await service.budgets_for("test", "W1")).user_daily is None
+    assert (await service.answer(turn("q"), MemorySurface(LIMITS))).status == "complete"
+    await service.set_budget("user_daily", None, platform="test", workspace="W1")
+    assert (await service.budgets_for("test", "W1")).user_daily == Decimal("5")
+    with pytest.raises(SettingError, match="US dollars"):
+        await service.set_budget("workspace_monthly", "lots", platform="test", workspace="W1")
+    await service.close()
