@@ -29,6 +29,7 @@ from bots.slack.conversation import (
     thread_context,
 )
 from core.models import Turn
+from core.prompts import is_stop_request
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
     reply_thread = thread_ts if dm else (thread_ts or ts)
     key = conversation_key(team, channel, reply_thread)
     prompt = await readable_text(text, me.bot_user_id, bot.people)
+    if is_stop_request(prompt) and bot.service.stop_conversation(key):
+        return  # "stop" while an answer is being written here ends that answer; nothing to answer
     attachments = bot.files.sources(event.get("files"))
     if not (prompt or attachments):
         await bot.tell(channel, user, USAGE_HINT, thread_ts=reply_thread)

@@ -126,3 +126,18 @@ async def test_with_other_bots_answered_its_own_replies_still_start_nothing(
     assert any(d.payload.get("event", {}).get("bot_id") == BOT_ID for d in world.slack.deliveries)
     assert len(model_server.requests) == 1
     assert len(world.slack.bot_messages(world.general, thread_ts=root)) == 1
+
+
+async def test_saying_stop_in_the_thread_stops_the_answer_being_written(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    model_server.enqueue(SLOW)
+    root = await world.slack.post(world.alice, world.general, world.mention("write a lot"))
+    await world.slack.wait_for(lambda: world.slack.bot_messages(world.general, thread_ts=root))
+    await world.slack.post(world.alice, world.general, "Stop!", thread_ts=root)
+    await bot.idle()
+    [reply] = world.slack.bot_messages(world.general, thread_ts=root)
+    assert "Stopped" in reply.text
+    assert reply.text.count("word") < 400
+    assert len(model_server.requests) == 1  # "Stop!" itself was not sent to the model
