@@ -15,7 +15,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
+import yarl
 
 from bots.discord.client import SeedClient
 from bots.discord.endpoints import EndpointOverride, intents_fix
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return False  # not a URL at all: login says so
+    return parsed.user is not None or parsed.password is not None
 
 
 class DiscordStartupError(Exception):
@@ -48,6 +58,11 @@ class DiscordRunner:
             raise DiscordStartupError(
                 "DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal"
             )
+        if _has_credentials(settings.discord_api_base):
+            raise DiscordStartupError(
+                "DISCORD_API_BASE must not hold a user or password: discord.py sends the bot token as"
+                " the Authorization header, so a proxy there has to accept requests without credentials"
+            )
         self.settings = settings
         self.client = build_discord_client(settings, service, guild_ready_timeout=guild_ready_timeout)
         self._gateway: asyncio.Task[None] | None = None
@@ -65,10 +80,11 @@ class DiscordRunner:
             raise DiscordStartupError(
                 "Discord refused DISCORD_BOT_TOKEN (401): reset the token under Bot in the Developer Portal"
             ) from None
-        except (discord.HTTPException, OSError) as error:
+        except (discord.HTTPException, aiohttp.ClientError, OSError, ValueError) as error:
             await self._abort()
             raise DiscordStartupError(
-                f"cannot reach Discord at {self.settings.discord_api_base}: {error}"
+                f"cannot reach Discord at {self.settings.discord_api_base}:"
+                f" {type(error).__name__}: {str(error) or 'no reason given'}"
             ) from None
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(self.client.is_ready_event.wait())

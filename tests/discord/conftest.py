@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bots.discord import DiscordRunner
+from bots.discord import DiscordRunner, DiscordStartupError
 from core.config import Settings
 from core.service import ChatService
 from tests.fakes.discord import BOT_TOKEN, MANAGE_GUILD, FakeDiscord
@@ -90,7 +90,11 @@ async def start_bot(
         values: dict[str, Any] = {"discord_bot_token": BOT_TOKEN, "discord_api_base": discord_api.api_base}
         settings = make_settings(**(values | overrides))
         service = await ChatService.open(settings)
-        runner = DiscordRunner(settings, service, guild_ready_timeout=0.05)
+        try:
+            runner = DiscordRunner(settings, service, guild_ready_timeout=0.05)
+        except DiscordStartupError:
+            await service.close()
+            raise
         bot = Bot(runner, service, settings)
         started.append(bot)
         await runner.start(ready_timeout_s=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -97,3 +98,27 @@ async def test_wrong_token_is_a_clear_error_without_the_token(world: World, star
         await start_bot(discord_bot_token="not-the-token")
     assert "DISCORD_BOT_TOKEN" in str(refused.value)
     assert "not-the-token" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("http://127.0.0.1:{port}/api/v10", "cannot reach Discord at http://127.0.0.1:{port}/api/v10"),
+        ("127.0.0.1:{port}/api/v10", "cannot reach Discord at 127.0.0.1:{port}/api/v10"),
+        ("http://proxyuser:s3cret@127.0.0.1:{port}/api/v10", "DISCORD_API_BASE must not hold a user"),
+    ],
+)
+async def test_a_bad_or_unreachable_api_base_is_a_clear_one_line_error(
+    start_bot: StartBot, base: str, expected: str
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = closed.getsockname()[1]
+    try:
+        with pytest.raises(DiscordStartupError) as refused:
+            await start_bot(discord_api_base=base.format(port=port))
+    finally:
+        closed.close()
+    message = str(refused.value)
+    assert message.startswith(expected.format(port=port))
+    assert "\n" not in message and "s3cret" not in message
