@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -32,7 +33,9 @@ from bots.slack.conversation import (
 from bots.slack.surface import EphemeralSurface, Respond
 from core.config import EFFORTS
 from core.models import HistoryMessage, Turn
+from core.money import format_usd
 from core.prompts import SUMMARY_INSTRUCTION
+from core.store.base import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ USAGE = (
     "Usage: `/seed <question>` · `/seed -p <question>` (private) · "
     "`/seed effort [low|medium|high|default] [channel|workspace]` · "
     "`/seed cost [me|channel|workspace] [today|7d|30d|all]` · `/seed summarize [N | 24h]` · "
+    "`/seed budget [daily|monthly <$ amount|unlimited|default>]` · `/seed prompt [<text>|default]` · "
     "`/seed forget` · `/seed help`"
 )
 HELP = "\n".join(
@@ -52,7 +56,11 @@ HELP = "\n".join(
         "for you (or for this channel or the whole workspace, admins only)",
         "• `/seed cost [me|channel|workspace] [today|7d|30d|all]`: requests, tokens and spend",
         "• `/seed summarize [N | 24h]`: summarize this channel's last N messages (default 50) or hours",
+        "• `/seed budget [daily|monthly <$ amount|unlimited|default>]`: show the spending limits, or "
+        "set each person's daily or the workspace's monthly limit (admins only)",
+        "• `/seed prompt [<text>|default]`: show or set this channel's instructions for me (admins only)",
         "• `/seed forget`: delete what I have stored from your messages",
+        "• Say `stop` in a thread while I am answering there to stop me",
         "• Message menu → *Summarize with Seed*: summarize that message's thread",
     ]
 )
@@ -112,6 +120,18 @@ class Summarize:
 
 
 @dataclass(frozen=True, slots=True)
+class SetBudget:
+    kind: Literal["user_daily", "workspace_monthly"] | None = None  # None: show
+    amount: str | None = None  # None with a kind: back to the default
+
+
+@dataclass(frozen=True, slots=True)
+class SetPrompt:
+    text: str | None = None  # None: show
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Forget:
     pass
 
@@ -121,7 +141,8 @@ class Help:
     pass
 
 
-Command = Ask | SetEffort | Cost | Summarize | Forget | Help
+Command = Ask | SetEffort | Cost | Summarize | SetBudget | SetPrompt | Forget | Help
+BUDGET_KINDS = {"daily": "user_daily", "monthly": "workspace_monthly"}
 
 
 def parse(text: str) -> Command:
@@ -142,6 +163,13 @@ def parse(text: str) -> Command:
         return _parse_cost(rest)
     if head in ("summarize", "summarise"):
         return _parse_summarize(rest)
+    if head == "budget":
+        return _parse_budget(rest)
+    if head == "prompt":
+        instructions = text[len(words[0]) :].strip()
+        if instructions.lower() == "default":
+            return SetPrompt(reset=True)
+        return SetPrompt(instructions or None)
     if head == "forget":
         if rest:
             raise BadArguments("`forget` takes no arguments.")
@@ -165,6 +193,17 @@ def _parse_cost(words: list[str]) -> Cost:
     if len(scopes) > 1 or len(periods) > 1 or len(scopes) + len(periods) != len(words):
         raise BadArguments(f"I don't understand `cost {' '.join(words)}`.")
     return Cost(scopes[0] if scopes else "me", periods[0] if periods else "today")  # type: ignore[arg-type]
+
+
+def _parse_budget(words: list[str]) -> SetBudget:
+    if not words:
+        return SetBudget()
+    if len(words) != 2 or words[0] not in BUDGET_KINDS:
+        raise BadArguments(
+            "Use `budget daily <amount>` or `budget monthly <amount>` (or `unlimited`, `default`)."
+        )
+    kind = BUDGET_KINDS[words[0]]
+    return SetBudget(kind, None if words[1] == "default" else words[1])  # type: ignore[arg-type]
 
 
 def _parse_summarize(words: list[str]) -> Summarize:
@@ -247,6 +286,10 @@ async def _run(bot: SlackBot, command: Command, where: Invocation) -> None:
             await where.respond(text=report)
         case Summarize():
             await _summarize_channel(bot, where, command)
+        case SetBudget():
+            await where.respond(text=await _budget(bot, where, command, admin))
+        case SetPrompt():
+            await where.respond(text=await _prompt(bot, where, command, admin))
         case Forget():
             deleted = await bot.service.forget_user(PLATFORM, where.user)
             await where.respond(text=f"Done: deleted {deleted} stored messages of yours.")
@@ -274,6 +317,40 @@ async def _effort(bot: SlackBot, where: Invocation, command: SetEffort, admin: b
     whose = {"user": "you", "channel": "this channel", "workspace": "this workspace"}[command.scope]
     shown = "back to the default" if command.level == "default" else f"*{command.level}*"
     return f"Reasoning effort for {whose} is now {shown}."
+
+
+async def _budget(bot: SlackBot, where: Invocation, command: SetBudget, admin: bool) -> str:
+    if command.kind is not None:
+        if not admin:
+            return ADMINS_ONLY
+        try:
+            await bot.service.set_budget(
+                command.kind, command.amount, platform=PLATFORM, workspace=where.team
+            )
+        except SettingError as bad:
+            return f"{bad}."
+    limits = await bot.service.budgets_for(PLATFORM, where.team)
+
+    def shown(limit: Decimal | None) -> str:
+        return "unlimited" if limit is None else format_usd(limit)
+
+    return (
+        f"Spending limits here: {shown(limits.user_daily)} per person per day (resets 00:00 UTC), "
+        f"{shown(limits.workspace_monthly)} for the workspace per month."
+    )
+
+
+async def _prompt(bot: SlackBot, where: Invocation, command: SetPrompt, admin: bool) -> str:
+    if command.text is not None or command.reset:
+        if not admin:
+            return ADMINS_ONLY
+        try:
+            await bot.service.set_system_prompt(command.text, platform=PLATFORM, channel=where.channel)
+        except SettingError as bad:
+            return f"{bad}."
+    prompt, own = await bot.service.system_prompt_for(PLATFORM, where.channel)
+    whose = "This channel's instructions" if own else "Instructions here (the default)"
+    return f"{whose}:\n{_quote(prompt)}"
 
 
 def _turn(bot: SlackBot, where: Invocation, thread: str, text: str, name: str, **extra: Any) -> Turn:

@@ -116,6 +116,51 @@ async def test_effort_can_be_shown_set_for_yourself_and_reset(
     assert shown[3] == "Reasoning effort for you is now back to the default."
 
 
+async def test_admins_set_budgets_and_everyone_else_is_refused_or_limited(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    for user, text in [
+        (world.alice, "budget daily 5"),
+        (world.boss, "budget daily $0.0001"),
+        (world.boss, "budget monthly lots"),
+        (world.alice, "budget"),
+    ]:
+        await world.slack.slash(user, world.general, text)
+        await bot.idle()
+    assert private_texts(world.slack, world.alice)[0] == ADMINS_ONLY
+    boss = private_texts(world.slack, world.boss)
+    assert boss[0].startswith("Spending limits here: $0.0001 per person per day")
+    assert "US dollars" in boss[1]
+    assert "$0.0001 per person per day" in private_texts(world.slack, world.alice)[1]
+    root = await world.slack.post(world.alice, world.general, world.mention("expensive question"))
+    await bot.idle()
+    assert model_server.requests == []
+    assert (
+        "daily budget of $0.0001 reached" in world.slack.bot_messages(world.general, thread_ts=root)[-1].text
+    )
+    await world.slack.slash(world.boss, world.general, "budget daily default")
+    await bot.idle()
+    assert private_texts(world.slack, world.boss)[-1].startswith("Spending limits here: unlimited per person")
+
+
+async def test_admins_give_a_channel_its_own_instructions(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    for user, text in [(world.alice, "prompt Be terse."), (world.boss, "prompt Answer in French, tersely.")]:
+        await world.slack.slash(user, world.general, text)
+        await bot.idle()
+    assert private_texts(world.slack, world.alice) == [ADMINS_ONLY]
+    assert "This channel's instructions" in private_texts(world.slack, world.boss)[0]
+    await world.slack.post(world.bob, world.general, world.mention("hello"))
+    await bot.idle()
+    assert model_server.requests[-1].body["messages"][0]["content"] == "Answer in French, tersely."
+    await world.slack.slash(world.boss, world.general, "prompt default")
+    await bot.idle()
+    assert "(the default)" in private_texts(world.slack, world.boss)[-1]
+
+
 async def test_only_admins_set_the_channels_effort(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
