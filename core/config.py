@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Effort = Literal["low", "medium", "high"]
+from core.llm.types import Effort
+
 EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -159,22 +160,24 @@ class Settings(BaseSettings):
         return self.discord_bot_token is not None
 
 
-def _env_name(field_name: str) -> str:
-    field = Settings.model_fields[field_name]
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices):
-        return str(alias.choices[0])
-    return field_name.upper()
+def _fields_by_env_name() -> dict[str, tuple[str, Any]]:
+    """Environment variable name (and field name) -> (env name, field), as errors report either."""
+    found: dict[str, tuple[str, Any]] = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env_name = str(alias.choices[0]) if isinstance(alias, AliasChoices) else field_name.upper()
+        found[env_name] = found[field_name] = (env_name, field)
+    return found
 
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line per bad variable: its name and what is expected, never the value of a secret."""
+    fields = _fields_by_env_name()
     lines = []
     for problem in error.errors():
-        location = problem["loc"][0] if problem["loc"] else ""
-        name = _env_name(str(location)) if location in Settings.model_fields else str(location)
+        location = str(problem["loc"][0]) if problem["loc"] else ""
+        name, field = fields.get(location, (location, None))
         expected = problem["msg"].removeprefix("Value error, ")
-        field = Settings.model_fields.get(str(location))
         is_secret = field is not None and "SecretStr" in str(field.annotation)
         shown = "" if is_secret or "input" not in problem else f" (got {problem['input']!r})"
         lines.append(f"{name}: {expected}{shown}")

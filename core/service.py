@@ -50,8 +50,6 @@ log = logging.getLogger("seedbot.service")
 Outcome = Literal["complete", "interrupted", "stopped", "error", "refused", "duplicate"]
 StreamOutcome = Literal["complete", "interrupted", "stopped", "error"]
 EffortScope = Literal["user", "channel", "workspace"]
-ReportScope = Literal["me", "channel", "workspace"]
-Period = Literal["today", "7d", "30d", "all"]
 
 INTERRUPTED_BY_RESTART = "⚠️ Interrupted: the bot restarted before this answer was finished."
 # The store lags the chat by at most this much of a streaming answer; after a crash, recovery shows

@@ -36,3 +36,10 @@ def test_secrets_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sk-very-secret" not in str(settings.model_dump())
     assert settings.aiml_api_key is not None
     assert settings.aiml_api_key.get_secret_value() == "sk-very-secret"
+
+
+def test_a_secret_of_the_wrong_type_is_named_but_never_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, AIML_API_KEY=["sk-listed-secret"])
+    assert str(caught.value).startswith("AIML_API_KEY:")
+    assert "sk-listed-secret" not in str(caught.value)
