@@ -25,6 +25,8 @@ from core.costs import (
     BudgetLimits,
     BudgetPolicy,
     Labeller,
+    Period,
+    ReportScope,
     call_cost,
     cost_report,
     str_label,
