@@ -20,7 +20,8 @@ def format_footer(
 ) -> str:
     """Plain text (the streamer styles it); any piece that is unknown is left out.
 
-    Tokens are the completion tokens (what the answer cost to write, reasoning included);
+    Tokens are the completion tokens (what the answer cost to write, reasoning included), then the
+    prompt tokens the API served from its cache, if any;
     `notes` are short extras such as "using the last 12 messages".
     """
     pieces: list[str] = []
@@ -33,6 +34,8 @@ def format_footer(
         if usage.reasoning_tokens:
             tokens += f" ({usage.reasoning_tokens:,} reasoning)"
         pieces.append(tokens)
+    if usage is not None and usage.cached_tokens:
+        pieces.append(f"{usage.cached_tokens:,} prompt tokens cached")
     if usd is not None:
         pieces.append(format_usd(usd))
     pieces.extend(note for note in notes if note)

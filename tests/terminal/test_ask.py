@@ -25,13 +25,16 @@ def environment(model_server, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 async def test_streams_reasoning_then_answer_then_footer(model_server, tmp_path):
-    model_server.enqueue(Script(reasoning="Weighing it up.", content="Forty-two.", usd=0.0033))
+    model_server.enqueue(
+        Script(reasoning="Weighing it up.", content="Forty-two.", usd=0.0033, cached_tokens=5)
+    )
     code, out, _ = await seedbot(
         "ask", "What is the answer?", "--effort", "high", env=environment(model_server, tmp_path)
     )
     assert code == 0
     assert out.index("Weighing it up.") < out.index("Forty-two.")
     assert "high effort" in out and "$0.0033" in out and "first token" in out
+    assert "tokens (3 reasoning)" in out and "5 prompt tokens cached" in out
     body = model_server.requests[0].body
     assert body["reasoning_effort"] == "high"
     assert body["max_tokens"] == 2048

@@ -19,6 +19,11 @@ def test_full_footer_reads_like_the_spec():
     )
 
 
+def test_cached_prompt_tokens_are_shown_when_there_are_any():
+    usage = Usage(prompt_tokens=900, completion_tokens=10, cached_tokens=640)
+    assert format_footer("low", None, usage, None) == "low effort · 10 tokens · 640 prompt tokens cached"
+
+
 def test_unknown_pieces_are_left_out():
     assert format_footer(None, 1.0, None, None) == "1.0 s"
     assert format_footer("low", None, Usage(completion_tokens=12), None) == "low effort · 12 tokens"

@@ -410,3 +410,12 @@ async def test_an_admin_sets_workspace_budgets_at_run_time(make_settings, model_
     with pytest.raises(SettingError, match="US dollars"):
         await service.set_budget("workspace_monthly", "lots", platform="test", workspace="W1")
     await service.close()
+
+
+async def test_the_footer_can_be_switched_off(make_settings, model_server):
+    service = await ChatService.open(make_settings(footer=False))
+    model_server.enqueue(Script(content="Just the answer.", usd=0.01))
+    surface = MemorySurface(LIMITS)
+    await service.answer(turn("q"), surface)
+    await service.close()
+    assert surface.texts[-1] == "Just the answer."
