@@ -27,7 +27,7 @@ from core.config import Settings
 from core.models import ConversationKey, HistoryMessage, Turn
 
 if TYPE_CHECKING:
-    from core.service import ChatService
+    from core.service import ChatService, InterruptedReply
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,20 @@ class SeedClient(discord.Client):
     async def _recover_interrupted(self) -> None:
         """Replies a crash left mid-stream say so, instead of looking unfinished forever."""
         for reply in await self.service.recover_interrupted(PLATFORM, DISCORD_LIMITS):
-            await self._mark_interrupted(reply.key, reply.platform_message_id, reply.text)
+            await self._mark_interrupted(reply)
 
-    async def _mark_interrupted(self, key: ConversationKey, message_id: str, text: str) -> None:
+    async def _mark_interrupted(self, reply: InterruptedReply) -> None:
+        key, message_id, quiet = reply.key, reply.platform_message_id, discord.AllowedMentions.none()
         # The message lives in the thread for a thread conversation, else in the channel; a key's
         # `thread` may also name a channel conversation's first prompt, so try it, then the channel.
         for channel_id in dict.fromkeys(c for c in (key.thread, key.channel) if c.isdigit()):
-            message = self.get_partial_messageable(int(channel_id)).get_partial_message(int(message_id))
+            channel = self.get_partial_messageable(int(channel_id))
+            message = channel.get_partial_message(int(message_id))
             try:
-                await message.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
+                await message.edit(content=reply.text, allowed_mentions=quiet)
+                if reply.follow_up:  # the warning did not fit in that message: say it right under it
+                    reference = message.to_reference(fail_if_not_exists=False)
+                    await channel.send(reply.follow_up, reference=reference, allowed_mentions=quiet)
                 return
             except discord.NotFound:
                 continue
