@@ -25,6 +25,7 @@ from bots.discord.conversation import PLATFORM, conversation_key, prompt_text, r
 from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.config import Settings
 from core.models import ConversationKey, HistoryMessage, Turn
+from core.prompts import is_stop_request
 
 if TYPE_CHECKING:
     from core.service import ChatService, InterruptedReply
@@ -199,6 +200,8 @@ class SeedClient(discord.Client):
             return  # redelivered after a RESUME or restart: already answered
         key, history = await self._context(message)
         text = prompt_text(message, self.user.id)
+        if key is not None and is_stop_request(text) and self.service.stop_conversation(key):
+            return  # "stop" while an answer is being written there ends that answer
         attachments = attachment_sources(message.attachments, self.downloads)
         if not (text or attachments or history):
             await self._send_quietly(message, USAGE)

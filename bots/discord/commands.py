@@ -8,6 +8,7 @@ messages. Settings and reports are ephemeral: only the person who asked sees the
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -24,8 +25,10 @@ from bots.discord.conversation import (
 )
 from bots.discord.surface import InteractionSurface
 from core.models import ConversationKey, HistoryMessage, Turn
+from core.money import format_usd
 from core.prompts import SUMMARY_INSTRUCTION
 from core.service import DRAINING_MESSAGE
+from core.store.base import SettingError
 
 if TYPE_CHECKING:
     from bots.discord.client import SeedClient
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SUMMARY_COUNT = 30
 MAX_REPORT_CHARS = 2000
+NO_SERVER_BUDGET = "Budgets belong to a server; use /budget in one."
 NO_SERVER = "There is no server here; use scope `me`."
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
 SCOPES = {"me": "user", "channel": "channel", "server": "workspace"}
@@ -233,6 +237,68 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
             text = f"Summarize this message by {item.author} and its attachments."
             await _summarize(bot, interaction, [item], text)
 
+    @tree.command(name="budget", description="Show Seed's spending limits here, or set one (admins)")
+    @app_commands.describe(
+        limit="Which limit to set: each person's per day, or the server's per month",
+        amount="In US dollars (e.g. 0.50), 'unlimited', or 'default' for the configured limit",
+    )
+    async def budget(
+        interaction: discord.Interaction,
+        limit: Literal["daily", "monthly"] | None = None,
+        amount: str | None = None,
+    ) -> None:
+        if not await _admitted(bot, interaction):
+            return
+        if interaction.guild_id is None:
+            await interaction.response.send_message(NO_SERVER_BUDGET, ephemeral=True)
+            return
+        workspace = workspace_of(interaction.guild)
+        if limit is not None:
+            if not _caller_is_admin(bot, interaction):
+                await interaction.response.send_message(ADMINS_ONLY, ephemeral=True)
+                return
+            if amount is None:
+                await interaction.response.send_message(
+                    "Give an amount, `unlimited` or `default`.", ephemeral=True
+                )
+                return
+            kind = "user_daily" if limit == "daily" else "workspace_monthly"
+            try:
+                value = None if amount.strip().lower() == "default" else amount
+                await bot.service.set_budget(kind, value, platform=PLATFORM, workspace=workspace)
+            except SettingError as bad:
+                await interaction.response.send_message(f"{bad}.", ephemeral=True)
+                return
+        limits = await bot.service.budgets_for(PLATFORM, workspace)
+        await interaction.response.send_message(
+            f"Spending limits here: {_usd_or_unlimited(limits.user_daily)} per person per day "
+            f"(resets 00:00 UTC), {_usd_or_unlimited(limits.workspace_monthly)} for the server per month.",
+            ephemeral=True,
+        )
+
+    @tree.command(
+        name="prompt", description="Show this channel's instructions for Seed, or set them (admins)"
+    )
+    @app_commands.describe(text="New instructions, or 'default' to go back to the configured ones")
+    async def prompt(interaction: discord.Interaction, text: str | None = None) -> None:
+        if not await _admitted(bot, interaction):
+            return
+        channel = settings_channel(interaction.channel)
+        if text is not None:
+            if not _caller_is_admin(bot, interaction):
+                await interaction.response.send_message(ADMINS_ONLY, ephemeral=True)
+                return
+            try:
+                value = None if text.strip().lower() == "default" else text
+                await bot.service.set_system_prompt(value, platform=PLATFORM, channel=channel)
+            except SettingError as bad:
+                await interaction.response.send_message(f"{bad}.", ephemeral=True)
+                return
+        current, own = await bot.service.system_prompt_for(PLATFORM, channel)
+        whose = "This channel's instructions" if own else "Instructions here (the default)"
+        quoted = "\n".join(f"> {line}" for line in current.splitlines())
+        await interaction.response.send_message(f"{whose}:\n{quoted}"[:MAX_REPORT_CHARS], ephemeral=True)
+
     @tree.command(name="forget", description="Delete everything Seed has stored about you")
     async def forget(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -264,6 +330,10 @@ async def _summarize(
 def _is_response_to(message: discord.Message, interaction: discord.Interaction) -> bool:
     metadata = message.interaction_metadata
     return metadata is not None and metadata.id == interaction.id
+
+
+def _usd_or_unlimited(limit: Decimal | None) -> str:
+    return "unlimited" if limit is None else format_usd(limit)
 
 
 def mention_label(kind: str, key: str) -> str:

@@ -197,6 +197,55 @@ async def test_effort_shows_and_sets_levels_by_scope_with_admin_checks(
     assert "**low** (from this channel's setting)" in await effort_reply(api, world, world.alice)
 
 
+async def test_admins_set_the_servers_budgets_and_others_only_see_them(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+
+    async def budget(user: dict[str, Any], *options: dict[str, Any]) -> str:
+        return await private_reply(
+            api, await api.invoke_command(world.general, user, "budget", list(options))
+        )
+
+    assert "Only admins" in await budget(world.alice, option("limit", "daily"), option("amount", "5"))
+    assert "US dollars" in await budget(world.boss, option("limit", "monthly"), option("amount", "lots"))
+    shown = await budget(world.boss, option("limit", "daily"), option("amount", "0.0001"))
+    assert shown.startswith("Spending limits here: $0.0001 per person per day")
+    assert "$0.0001 per person per day" in await budget(world.alice)
+    await api.user_message(world.general, world.alice, world.mention("expensive question"))
+    [refusal] = await api.wait_for(
+        lambda: [
+            m for m in api.bot_messages(world.general) if "daily budget of $0.0001 reached" in m["content"]
+        ],
+        what="the budget refusal",
+    )
+    assert "resets at 00:00 UTC" in refusal["content"]
+    assert model_server.requests == []
+    assert "unlimited per person" in await budget(
+        world.boss, option("limit", "daily"), option("amount", "default")
+    )
+
+
+async def test_admins_give_a_channel_its_own_instructions(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+
+    async def prompt(user: dict[str, Any], *options: dict[str, Any]) -> str:
+        return await private_reply(
+            api, await api.invoke_command(world.general, user, "prompt", list(options))
+        )
+
+    assert "Only admins" in await prompt(world.alice, option("text", "Be terse."))
+    assert "This channel's instructions" in await prompt(world.boss, option("text", "Answer in French."))
+    await api.user_message(world.general, world.bob, world.mention("hello"))
+    await wait_answer(api, world.general, "Echo")
+    assert model_server.requests[-1].body["messages"][0]["content"] == "Answer in French."
+    assert "(the default)" in await prompt(world.boss, option("text", "default"))
+
+
 async def test_server_scope_in_a_dm_says_there_is_no_server(world: World, start_bot: StartBot) -> None:
     api = world.api
     await start_bot(admins=world.alice["id"])  # global commands, so they work in DMs

@@ -213,6 +213,26 @@ async def test_deleting_the_prompt_stops_the_answer(
     assert long_answer.strip() not in reply["content"]
 
 
+async def test_replying_stop_to_the_answer_being_written_stops_it(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    long_answer = "never finished " * 200
+    model_server.enqueue(Script(content=long_answer, chunk_chars=5, delay_s=0.02))
+    bot = await start_bot()
+    await api.user_message(world.general, world.alice, world.mention("write a lot"))
+    await api.wait_for(lambda: any("never" in m["content"] for m in api.bot_messages(world.general)))
+    answer = api.bot_messages(world.general)[0]
+    await api.user_message(world.general, world.alice, "stop", reply_to=answer)
+    await api.wait_for(
+        lambda: model_server.requests[0].disconnected.is_set(), what="the model stream to close"
+    )
+    assert await bot.runner.idle(10)
+    reply = api.bot_messages(world.general)[0]
+    assert "Stopped" in reply["content"] and long_answer.strip() not in reply["content"]
+    assert len(model_server.requests) == 1  # "stop" itself was not sent to the model
+
+
 async def test_a_prompt_deleted_while_its_reply_chain_is_read_is_not_answered(
     world: World, start_bot: StartBot, model_server: FakeModelServer
 ) -> None:
