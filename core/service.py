@@ -454,6 +454,8 @@ class _Answer:
             status=status,
             platform_message_id=finished.refs[-1].id if finished.refs else None,
         )
+        if len(finished.refs) > 1:
+            await self.store.add_message_parts(reply_id, [ref.id for ref in finished.refs])
 
     async def _prepare_media(self) -> PreparedMedia:
         """Run the prompt's files through the media pipeline, showing progress of slow work (video
@@ -490,7 +492,14 @@ class _Answer:
         turn = self.turn
         stored = await self.store.conversation(turn.key)
         known = {message.platform_message_id for message in stored if message.platform_message_id}
-        extra = [message for message in turn.history if message.message_id not in known]
+        extra = []
+        for message in turn.history:
+            if message.message_id in known:
+                continue
+            # An earlier part of one of our multi-part replies is in the store already, as that reply.
+            found = await self.store.find_by_platform_message(turn.key.platform, message.message_id)
+            if found is None or found.key != turn.key:
+                extra.append(message)
         recent = self.settings.context_media_turns
         with_media = {id(message) for message in extra[-recent:]} if recent else set()
         now = utc_now()

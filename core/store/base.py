@@ -227,6 +227,11 @@ class Store(Protocol):
         """Change the given fields; False if no such message (e.g. it was forgotten meanwhile)."""
         ...
 
+    async def add_message_parts(self, message_id: int, platform_message_ids: Sequence[str]) -> None:
+        """Remember every platform message a stored message was posted as (a long reply in parts), so
+        `find_by_platform_message` finds it by any of them. Known ids are ignored."""
+        ...
+
     async def conversation(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         """The last `limit` messages of the conversation, oldest to newest, with their attachments."""
         ...
@@ -236,7 +241,8 @@ class Store(Protocol):
     async def find_by_platform_message(
         self, platform: Platform, platform_message_id: str
     ) -> StoredMessage | None:
-        """The stored message that a platform message id belongs to (to continue a reply chain)."""
+        """The stored message that a platform message id belongs to (to continue a reply chain): its own
+        id or the id of any of its parts."""
         ...
 
     async def recover_streaming(self) -> list[StoredMessage]:

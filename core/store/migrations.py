@@ -210,8 +210,21 @@ _MONTHLY_ROLLUP = (
     """,
 )
 
+# A reply too long for one chat message is posted in parts; a reply to any part continues its conversation.
+_MESSAGE_PARTS = (
+    """
+    CREATE TABLE message_parts (
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        platform_message_id TEXT NOT NULL,
+        PRIMARY KEY (message_id, platform_message_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX message_parts_by_platform_id ON message_parts (platform_message_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "monthly usage roll-up", _MONTHLY_ROLLUP),
+    Migration(3, "every platform message of a multi-part reply", _MESSAGE_PARTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -270,6 +270,15 @@ class SqliteStore:
 
         return await self._write(body)
 
+    async def add_message_parts(self, message_id: int, platform_message_ids: Sequence[str]) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT OR IGNORE INTO message_parts (message_id, platform_message_id) VALUES (?, ?)",
+                [(message_id, part) for part in platform_message_ids],
+            )
+
+        await self._write(body)
+
     async def conversation(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         rows = await self._read(
             f"SELECT {_MESSAGE_COLUMNS} FROM conversations c JOIN messages m ON m.conversation_id = c.id"
@@ -291,8 +300,10 @@ class SqliteStore:
     ) -> StoredMessage | None:
         rows = await self._read(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE m.platform_message_id = ? AND c.platform = ? ORDER BY m.id DESC LIMIT 1",
-            (platform_message_id, platform),
+            " WHERE c.platform = ? AND (m.platform_message_id = ? OR m.id IN"
+            " (SELECT message_id FROM message_parts WHERE platform_message_id = ?))"
+            " ORDER BY m.id DESC LIMIT 1",
+            (platform, platform_message_id, platform_message_id),
         )
         found = await self._messages(rows)
         return found[0] if found else None

@@ -419,3 +419,24 @@ async def test_the_footer_can_be_switched_off(make_settings, model_server):
     await service.answer(turn("q"), surface)
     await service.close()
     assert surface.texts[-1] == "Just the answer."
+
+
+async def test_a_reply_in_several_messages_is_found_by_any_of_them_and_not_repeated_as_history(
+    service, model_server
+):
+    small = PlatformLimits(name="test", max_message_chars=200, edits_per_window=50, window_s=1.0)
+    long_answer = "\n\n".join(f"Paragraph {i} " + "x" * 120 for i in range(4))
+    model_server.enqueue(Script(content=long_answer, chunk_chars=50))
+    surface = MemorySurface(small)
+    outcome = await service.answer(turn("long please"), surface)
+    first_part = outcome.refs[0].id
+    assert len(outcome.refs) >= 3
+    assert await service.conversation_for_message("test", first_part) == KEY
+
+    # A platform hands the first part back as history (a reply chain): it is not sent twice.
+    history = [
+        HistoryMessage(role="assistant", author="seedbot", text="Paragraph 0 ...", message_id=first_part)
+    ]
+    await service.answer(turn("and then?", history=history), MemorySurface(small))
+    sent = str(model_server.requests[-1].body["messages"])
+    assert sent.count("Paragraph 0") == 1

@@ -115,3 +115,24 @@ async def test_everything_survives_a_restart(settings: Settings) -> None:
         assert message.text == "remember me" and message.attachments == (PHOTO,)
     finally:
         await reopened.close()
+
+
+async def test_a_reply_posted_in_parts_is_found_by_any_part(store: Store) -> None:
+    reply = await store.add_message(
+        THREAD, "assistant", "B1", "Seed", "long answer", platform_message_id="p3"
+    )
+    await store.add_message_parts(reply, ["p1", "p2", "p3"])
+    await store.add_message_parts(reply, ["p2"])  # again: harmless
+
+    for part in ("p1", "p2", "p3"):
+        found = await store.find_by_platform_message("slack", part)
+        assert found is not None and found.id == reply and found.key == THREAD
+    assert await store.find_by_platform_message("discord", "p1") is None
+    assert await store.find_by_platform_message("slack", "p4") is None
+
+
+async def test_forgetting_a_conversation_forgets_its_parts(store: Store) -> None:
+    reply = await store.add_message(THREAD, "assistant", "B1", "Seed", "long answer")
+    await store.add_message_parts(reply, ["p1"])
+    await store.forget_conversation(THREAD)
+    assert await store.find_by_platform_message("slack", "p1") is None
