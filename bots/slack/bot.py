@@ -7,6 +7,7 @@ Bolt listeners only acknowledge and `spawn()` the real work, so Slack gets its a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Coroutine
@@ -152,6 +153,16 @@ class SlackBot:
         if self.refusals.first_time(channel, user):
             await self.tell(channel, user, NOT_ENABLED, thread_ts=thread_ts)
 
+    async def _show_interrupted(self, channel: str, ts: str, text: str) -> None:
+        try:
+            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=text)
+        except SlackApiError:
+            # A native stream that outlived the crash must be stopped before its message can change.
+            # Only then: chat.stopStream is the slowest rate tier, and most replies were plain edits.
+            with contextlib.suppress(SlackApiError):
+                await self.replies.chat_stopStream(channel=channel, ts=ts)
+            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=text)
+
     async def recover_interrupted(self) -> int:
         """Replies a crash left mid-stream say so instead of looking unfinished forever."""
         fixed = 0
@@ -160,12 +171,11 @@ class SlackBot:
             if not _TS.match(ts):
                 continue  # a private answer: nothing visible to fix
             try:
-                # A stream that outlived the crash must be stopped before the message can be updated.
-                await self.replies.chat_stopStream(channel=channel, ts=ts)
-            except SlackApiError:
-                pass
-            try:
-                await self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
+                await self._show_interrupted(channel, ts, reply.text)
+                if reply.follow_up:
+                    await self.replies.chat_postMessage(
+                        channel=channel, thread_ts=reply.key.thread or None, markdown_text=reply.follow_up
+                    )
                 fixed += 1
             except SlackApiError as error:
                 log.warning(

@@ -218,6 +218,28 @@ async def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start
     assert not left.streaming
 
 
+async def test_a_recovered_reply_too_full_for_the_warning_gets_it_in_the_thread(
+    start_bot: StartBot, world: World, make_settings: Callable[..., Settings]
+):
+    root = world.slack.add_message(world.general, "a question", user=world.alice).ts
+    full = "word " * 2399  # just under the 12,000 characters of one message
+    left = world.slack.add_message(world.general, full, thread_ts=root)
+    left.streaming = False  # posted and edited (edit mode), not a native stream
+    store = await open_store(make_settings())
+    key = ConversationKey("slack", TEAM_ID, world.general, root)
+    await store.add_message(
+        key, "assistant", "seedbot", "seedbot", full, status="streaming", platform_message_id=left.ts
+    )
+    await store.close()
+
+    await start_bot()
+    assert left.text.startswith("word word") and "Interrupted" not in left.text
+    [notice] = [m for m in world.slack.bot_messages(world.general, thread_ts=root) if m.ts != left.ts]
+    assert "Interrupted" in notice.text
+    assert [c.error for c in world.slack.calls_to("chat.update")] == [None]
+    assert world.slack.calls_to("chat.stopStream") == []  # a plain edit was enough
+
+
 async def test_socket_mode_reconnects_when_slack_asks_and_keeps_answering(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
