@@ -80,4 +80,3 @@ class Turn:
     attachments: Sequence[AttachmentSource] = ()
     history: Sequence[HistoryMessage] = field(default=())
     effort: Effort | None = None  # request-level override, the most specific scope
-    is_admin: bool = False

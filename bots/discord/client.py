@@ -223,7 +223,6 @@ class SeedClient(discord.Client):
             message_id=str(message.id),
             attachments=attachments,
             history=history,
-            is_admin=admin,
         )
         if message.id in self._deleted:
             return  # deleted while it was being read; from here on, deleting it stops the answer

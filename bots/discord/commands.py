@@ -94,7 +94,6 @@ def _turn(
         user_id=str(interaction.user.id),
         user_name=interaction.user.display_name,
         text=text,
-        is_admin=_caller_is_admin(bot, interaction),
         **extra,  # type: ignore[arg-type]
     )
 

@@ -359,7 +359,6 @@ def _turn(bot: SlackBot, where: Invocation, thread: str, text: str, name: str, *
         user_id=where.user,
         user_name=name,
         text=text,
-        is_admin=is_admin(bot.settings, where.user),
         **extra,
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bots.slack.access import allowed, is_admin
+from bots.slack.access import allowed
 from bots.slack.api import error_code
 from bots.slack.bot import SlackBot
 from bots.slack.conversation import (
@@ -109,7 +109,6 @@ async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
         message_id=ts,
         attachments=attachments,
         history=history,
-        is_admin=is_admin(bot.settings, user),
     )
     if bot.was_deleted(ts):
         return  # deleted while its files, thread or author were read (from here on, stop() reaches it)
