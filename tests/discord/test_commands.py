@@ -176,8 +176,15 @@ async def private_reply(api: FakeDiscord, interaction: Interaction) -> str:
     return message["content"]
 
 
+async def command_reply(world: World, user: dict[str, Any], name: str, *options: dict[str, Any]) -> str:
+    """The private reply to `user` running command `name` in #general."""
+    return await private_reply(
+        world.api, await world.api.invoke_command(world.general, user, name, list(options))
+    )
+
+
 async def effort_reply(api: FakeDiscord, world: World, user: dict[str, Any], *options: dict[str, Any]) -> str:
-    return await private_reply(api, await api.invoke_command(world.general, user, "effort", list(options)))
+    return await command_reply(world, user, "effort", *options)
 
 
 async def test_effort_shows_and_sets_levels_by_scope_with_admin_checks(
@@ -203,16 +210,17 @@ async def test_admins_set_the_servers_budgets_and_others_only_see_them(
     api = world.api
     await start_bot(discord_guild_ids=world.guild["id"])
 
-    async def budget(user: dict[str, Any], *options: dict[str, Any]) -> str:
-        return await private_reply(
-            api, await api.invoke_command(world.general, user, "budget", list(options))
-        )
-
-    assert "Only admins" in await budget(world.alice, option("limit", "daily"), option("amount", "5"))
-    assert "US dollars" in await budget(world.boss, option("limit", "monthly"), option("amount", "lots"))
-    shown = await budget(world.boss, option("limit", "daily"), option("amount", "0.0001"))
+    assert "Only admins" in await command_reply(
+        world, world.alice, "budget", option("limit", "daily"), option("amount", "5")
+    )
+    assert "US dollars" in await command_reply(
+        world, world.boss, "budget", option("limit", "monthly"), option("amount", "lots")
+    )
+    shown = await command_reply(
+        world, world.boss, "budget", option("limit", "daily"), option("amount", "0.0001")
+    )
     assert shown.startswith("Spending limits here: $0.0001 per person per day")
-    assert "$0.0001 per person per day" in await budget(world.alice)
+    assert "$0.0001 per person per day" in await command_reply(world, world.alice, "budget")
     await api.user_message(world.general, world.alice, world.mention("expensive question"))
     [refusal] = await api.wait_for(
         lambda: [
@@ -222,8 +230,8 @@ async def test_admins_set_the_servers_budgets_and_others_only_see_them(
     )
     assert "resets at 00:00 UTC" in refusal["content"]
     assert model_server.requests == []
-    assert "unlimited per person" in await budget(
-        world.boss, option("limit", "daily"), option("amount", "default")
+    assert "unlimited per person" in await command_reply(
+        world, world.boss, "budget", option("limit", "daily"), option("amount", "default")
     )
 
 
@@ -233,17 +241,14 @@ async def test_admins_give_a_channel_its_own_instructions(
     api = world.api
     await start_bot(discord_guild_ids=world.guild["id"])
 
-    async def prompt(user: dict[str, Any], *options: dict[str, Any]) -> str:
-        return await private_reply(
-            api, await api.invoke_command(world.general, user, "prompt", list(options))
-        )
-
-    assert "Only admins" in await prompt(world.alice, option("text", "Be terse."))
-    assert "This channel's instructions" in await prompt(world.boss, option("text", "Answer in French."))
+    assert "Only admins" in await command_reply(world, world.alice, "prompt", option("text", "Be terse."))
+    assert "This channel's instructions" in await command_reply(
+        world, world.boss, "prompt", option("text", "Answer in French.")
+    )
     await api.user_message(world.general, world.bob, world.mention("hello"))
     await wait_answer(api, world.general, "Echo")
     assert model_server.requests[-1].body["messages"][0]["content"] == "Answer in French."
-    assert "(the default)" in await prompt(world.boss, option("text", "default"))
+    assert "(the default)" in await command_reply(world, world.boss, "prompt", option("text", "default"))
 
 
 async def test_server_scope_in_a_dm_says_there_is_no_server(world: World, start_bot: StartBot) -> None:
