@@ -213,11 +213,9 @@ class ChatService:
     async def effort_for(
         self, *, platform: str, workspace: str, channel: str, user: str
     ) -> tuple[Effort, str]:
-        for scope, scope_id in (("user", user), ("channel", channel), ("workspace", workspace)):
-            value = await self.store.get_setting("effort", scope, platform, scope_id)  # type: ignore[arg-type]
-            if value:
-                return value, scope  # type: ignore[return-value]
-        return self.settings.default_effort, "default"
+        """The effort in force for this person here, and where it was set ("default" if nowhere)."""
+        found = await self.store.resolve_setting("effort", platform, workspace, channel, user)
+        return found if found is not None else (self.settings.default_effort, "default")  # type: ignore[return-value]
 
     async def set_effort(
         self, level: Effort | None, *, scope: EffortScope, platform: str, scope_id: str

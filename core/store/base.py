@@ -272,8 +272,9 @@ class Store(Protocol):
         workspace: str,
         channel: str | None = None,
         user: str | None = None,
-    ) -> str | None:
-        """The most specific stored value: user > channel > workspace; None means "use the default"."""
+    ) -> tuple[str, SettingScope] | None:
+        """The most specific stored value, user > channel > workspace, with the scope it was set at
+        (people are told where a setting comes from); None means "use the default"."""
         ...
 
     # --- usage ledger and reports --------------------------------------------------------------------

@@ -399,7 +399,7 @@ class SqliteStore:
         workspace: str,
         channel: str | None = None,
         user: str | None = None,
-    ) -> str | None:
+    ) -> tuple[str, SettingScope] | None:
         wanted = {"user": user, "channel": channel, "workspace": workspace}
         rows = await self._read(
             "SELECT scope, value FROM settings WHERE name = ? AND platform = ? AND ("
@@ -408,7 +408,7 @@ class SqliteStore:
             (name, platform, wanted["user"], wanted["channel"], wanted["workspace"]),
         )
         by_scope = dict(rows)
-        return next((by_scope[scope] for scope in SETTING_SCOPES if scope in by_scope), None)
+        return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
 
     # --- ledger and reports --------------------------------------------------------------------------
 

@@ -9,16 +9,16 @@ from core.store.base import SettingError, Store
 
 async def test_user_beats_channel_beats_workspace(store: Store) -> None:
     await store.set_setting("effort", "low", "workspace", "slack", "T1")
-    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == "low"
+    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == ("low", "workspace")
 
     await store.set_setting("effort", "medium", "channel", "slack", "C1")
-    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == "medium"
+    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == ("medium", "channel")
 
     await store.set_setting("effort", "high", "user", "slack", "U1")
-    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == "high"
+    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == ("high", "user")
 
-    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U2") == "medium"
-    assert await store.resolve_setting("effort", "slack", "T1", "C2", "U2") == "low"
+    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U2") == ("medium", "channel")
+    assert await store.resolve_setting("effort", "slack", "T1", "C2", "U2") == ("low", "workspace")
     assert await store.resolve_setting("effort", "slack", "T2", "C2", "U2") is None
     assert await store.resolve_setting("effort", "discord", "T1", "C1", "U1") is None
 
@@ -30,7 +30,7 @@ async def test_clearing_a_scope_falls_back_to_the_next_one(store: Store) -> None
     await store.set_setting("effort", None, "user", "slack", "U1")
 
     assert await store.get_setting("effort", "user", "slack", "U1") is None
-    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == "low"
+    assert await store.resolve_setting("effort", "slack", "T1", "C1", "U1") == ("low", "channel")
 
 
 async def test_setting_again_replaces_the_value(store: Store) -> None:
