@@ -15,3 +15,8 @@ def format_usd(amount: Decimal) -> str:
     text = f"{amount.quantize(places, ROUND_HALF_UP):,f}"
     whole, _, cents = text.partition(".")
     return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
+
+
+def format_limit(limit: Decimal | None) -> str:
+    """A budget: its amount, or "unlimited" where none is set."""
+    return "unlimited" if limit is None else format_usd(limit)

@@ -8,7 +8,6 @@ messages. Settings and reports are ephemeral: only the person who asked sees the
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -25,7 +24,7 @@ from bots.discord.conversation import (
 )
 from bots.discord.surface import InteractionSurface
 from core.models import ConversationKey, HistoryMessage, Turn
-from core.money import format_usd
+from core.money import format_limit
 from core.prompts import SUMMARY_INSTRUCTION
 from core.service import DRAINING_MESSAGE
 from core.store.base import SettingError
@@ -270,8 +269,8 @@ def register_commands(tree: app_commands.CommandTree[SeedClient], bot: SeedClien
                 return
         limits = await bot.service.budgets_for(PLATFORM, workspace)
         await interaction.response.send_message(
-            f"Spending limits here: {_usd_or_unlimited(limits.user_daily)} per person per day "
-            f"(resets 00:00 UTC), {_usd_or_unlimited(limits.workspace_monthly)} for the server per month.",
+            f"Spending limits here: {format_limit(limits.user_daily)} per person per day "
+            f"(resets 00:00 UTC), {format_limit(limits.workspace_monthly)} for the server per month.",
             ephemeral=True,
         )
 
@@ -329,10 +328,6 @@ async def _summarize(
 def _is_response_to(message: discord.Message, interaction: discord.Interaction) -> bool:
     metadata = message.interaction_metadata
     return metadata is not None and metadata.id == interaction.id
-
-
-def _usd_or_unlimited(limit: Decimal | None) -> str:
-    return "unlimited" if limit is None else format_usd(limit)
 
 
 def mention_label(kind: str, key: str) -> str:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -33,7 +32,7 @@ from bots.slack.conversation import (
 from bots.slack.surface import EphemeralSurface, Respond
 from core.config import EFFORTS
 from core.models import HistoryMessage, Turn
-from core.money import format_usd
+from core.money import format_limit
 from core.prompts import SUMMARY_INSTRUCTION
 from core.store.base import SettingError
 
@@ -331,12 +330,9 @@ async def _budget(bot: SlackBot, where: Invocation, command: SetBudget, admin: b
             return f"{bad}."
     limits = await bot.service.budgets_for(PLATFORM, where.team)
 
-    def shown(limit: Decimal | None) -> str:
-        return "unlimited" if limit is None else format_usd(limit)
-
     return (
-        f"Spending limits here: {shown(limits.user_daily)} per person per day (resets 00:00 UTC), "
-        f"{shown(limits.workspace_monthly)} for the workspace per month."
+        f"Spending limits here: {format_limit(limits.user_daily)} per person per day (resets 00:00 UTC), "
+        f"{format_limit(limits.workspace_monthly)} for the workspace per month."
     )
 
 
