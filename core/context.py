@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.config import Settings
 from core.llm.types import (
@@ -23,8 +24,7 @@ from core.llm.types import (
     UserMessage,
 )
 from core.media.tokens import estimate_text_tokens, estimate_tokens
-from core.models import AttachmentMeta
-from core.store.base import StoredMessage
+from core.models import AttachmentMeta, MessageStatus, Role
 
 # Role markers and separators the chat template adds around every message.
 MESSAGE_OVERHEAD_TOKENS = 8
@@ -33,6 +33,24 @@ MediaLookup = Callable[[AttachmentMeta], list[ContentPart] | None]
 """Content parts for a stored attachment, or None when its bytes are no longer at hand."""
 
 _MENTION_NOUNS = {"image": "image", "video": "video", "pdf": "PDF", "text": "file", "other": "file"}
+
+
+class PastMessage(Protocol):
+    """An earlier message of the conversation: a stored one, or one only the platform knows about
+    (`core.history.EarlierMessage`)."""
+
+    @property
+    def role(self) -> Role: ...
+    @property
+    def author_id(self) -> str: ...
+    @property
+    def author_name(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def status(self) -> MessageStatus: ...
+    @property
+    def attachments(self) -> Sequence[AttachmentMeta]: ...
 
 
 class ContextTooLarge(Exception):
@@ -75,7 +93,7 @@ def estimate_message_tokens(message: Message) -> int:
 
 
 def assemble_context(
-    history: Sequence[StoredMessage],
+    history: Sequence[PastMessage],
     turn: NewTurn,
     *,
     settings: Settings,
@@ -135,7 +153,7 @@ def assemble_context(
     )
 
 
-def _sendable(message: StoredMessage) -> bool:
+def _sendable(message: PastMessage) -> bool:
     if message.role == "assistant":
         # A reply still streaming is the one being written now; an error reply holds our warning, not an
         # answer. An interrupted reply keeps its partial answer, which is worth the model's attention.
@@ -143,7 +161,7 @@ def _sendable(message: StoredMessage) -> bool:
     return bool(message.text.strip() or message.attachments)
 
 
-def _renderings(message: StoredMessage, multi_user: bool, lookup: MediaLookup | None) -> list[Message]:
+def _renderings(message: PastMessage, multi_user: bool, lookup: MediaLookup | None) -> list[Message]:
     """The message with its media (when a lookup has them), then the lean form with mentions only."""
     if message.role == "assistant":
         return [AssistantMessage(content=message.text)]

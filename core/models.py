@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from core.llm.types import Effort
+from core.llm.types import ContentPart, Effort
 
 Platform = str  # "slack", "discord", "terminal", ...
 MediaKind = Literal["image", "video", "text", "pdf", "other"]
@@ -76,7 +76,8 @@ class Turn:
     user_name: str
     text: str
     message_id: str | None = None
-    event_id: str | None = None  # platform delivery id, for exactly-once handling of redeliveries
     attachments: Sequence[AttachmentSource] = ()
+    # Media the model fetches itself, by URL, passed through as they are (`seedbot ask --image URL`).
+    linked: Sequence[ContentPart] = ()
     history: Sequence[HistoryMessage] = field(default=())
     effort: Effort | None = None  # request-level override, the most specific scope

@@ -17,9 +17,6 @@ import discord
 
 from core.config import Settings
 
-NOT_ENABLED = "Sorry, Seed isn't enabled here."
-ADMINS_ONLY = "Only admins (Manage Server permission, or listed in SEEDBOT_ADMINS) can change that."
-
 
 @dataclass(frozen=True, slots=True)
 class Place:

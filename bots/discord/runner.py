@@ -100,14 +100,7 @@ class DiscordRunner:
 
     async def idle(self, timeout_s: float) -> bool:
         """Wait until no message or command is being handled; False if work is left after `timeout_s`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self.client.in_flight:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait(set(self.client.in_flight), timeout=remaining)
-        return True
+        return await self.client.seed.work.idle(timeout_s)
 
     async def wait_closed(self) -> None:
         if self._gateway is not None:
@@ -115,14 +108,7 @@ class DiscordRunner:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let answers in flight finish within the grace period, cancel the rest."""
-        self.client.accepting = False
-        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
-        pending = set(self.client.in_flight)
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self.client.seed.work.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
         await self._abort()
         if self._gateway is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):

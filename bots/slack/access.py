@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from core.config import Settings
 
-NOT_ENABLED = "Sorry, Seed isn't enabled here. Ask an admin to add this channel (or you) to its allowlist."
-ADMINS_ONLY = "Only admins (listed in SEEDBOT_ADMINS) can change that."
-
 
 def is_admin(settings: Settings, user: str) -> bool:
     return user in settings.admins
@@ -29,16 +26,3 @@ def allowed(settings: Settings, *, channel: str, user: str, is_dm: bool) -> bool
     if not channels or channel in channels:
         return True
     return is_dm and bool(users)
-
-
-class Refusals:
-    """Say "not enabled here" once per person and channel, not on every message."""
-
-    def __init__(self) -> None:
-        self._told: set[tuple[str, str]] = set()
-
-    def first_time(self, channel: str, user: str) -> bool:
-        if (channel, user) in self._told:
-            return False
-        self._told.add((channel, user))
-        return True

@@ -53,7 +53,7 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     @app.event("assistant_thread_started")
     async def assistant_thread_started(ack: Ack, event: dict[str, Any]) -> None:
         await ack()
-        bot.spawn(events.on_assistant_thread_started(bot, event), "assistant thread")
+        bot.work.spawn(events.on_assistant_thread_started(bot, event), "assistant thread")
 
     @app.event("assistant_thread_context_changed")
     async def assistant_thread_context_changed(ack: Ack) -> None:
@@ -66,6 +66,6 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     @app.shortcut(commands.SHORTCUT_ID)
     async def summarize(ack: Ack, shortcut: dict[str, Any], respond: Any) -> None:
         await ack()
-        bot.spawn(commands.on_summarize_shortcut(bot, shortcut, respond), "shortcut")
+        bot.work.spawn(commands.on_summarize_shortcut(bot, shortcut, respond), "shortcut")
 
     return app

@@ -1,37 +1,50 @@
 """What every Slack handler shares: settings, the service, clients, caches and the work in flight.
 
-Bolt listeners only acknowledge and `spawn()` the real work, so Slack gets its answer within its
-3-second window however long the model takes; `spawn` keeps the tasks so a shutdown can wait for them.
+Bolt listeners only acknowledge and `work.spawn()` the real work, so Slack gets its answer within its
+3-second window however long the model takes; `Work` keeps the tasks so a shutdown can wait for them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from bots.slack.access import NOT_ENABLED, Refusals
 from bots.slack.api import error_code, web_client
 from bots.slack.conversation import PLATFORM, People
 from bots.slack.files import SlackFiles
-from bots.slack.surface import SLACK_LIMITS, Capabilities, EphemeralSurface, SlackSurface
+from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface
+from core.admission import Admission, Work
+from core.commands import CommandSpec, Dialect, chat_mention, html_safe_quote, usage_hint
 from core.config import Settings
-from core.models import Turn
+from core.service import InterruptedReply
 
 if TYPE_CHECKING:
-    from core.service import AnswerOutcome, ChatService
+    from core.service import ChatService
 
 log = logging.getLogger(__name__)
 
 _TS = re.compile(r"^\d+\.\d+$")
-# Deleted messages remembered in case an answer to one is still being prepared (most are not prompts).
-DELETED_REMEMBERED = 1000
+SHORTCUT_NAME = "Summarize with Seed"
+EXTRAS = (
+    CommandSpec("-p", "<question>", "ask privately (only you see the answer)"),
+    CommandSpec("shortcut", "", "summarize that message's thread"),
+)
+
+
+def _syntax(spec: CommandSpec) -> str:
+    if spec.name == "shortcut":
+        return f"Message menu → *{SHORTCUT_NAME}*"
+    typed = " ".join(word for word in ("/seed", "" if spec.name == "ask" else spec.name, spec.args) if word)
+    return f"`{typed}`"
+
+
+SLACK = Dialect(
+    syntax=_syntax, bold=lambda text: f"*{text}*", quote=html_safe_quote, mention=chat_mention, extras=EXTRAS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +65,8 @@ class SlackBot:
         self.capabilities = Capabilities(native_streaming=settings.slack_stream_mode == "native")
         self.files = SlackFiles(settings, self.reads)
         self.people = People(self.reads)
-        self.refusals = Refusals()
-        self.accepting = True
-        # Prompts deleted before their answer started (ts, as an ordered set), so it never starts.
-        self._deleted: dict[str, None] = {}
-        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.admission = Admission(service, usage_hint(SLACK))
+        self.work = Work("slack")
         self._identity: Identity | None = None
 
     @property
@@ -78,52 +88,6 @@ class SlackBot:
     async def close(self) -> None:
         await self.files.close()
 
-    # --- work in flight --------------------------------------------------------------------------
-
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        if not self.accepting:
-            work.close()
-            return
-        task = asyncio.create_task(self._logged(work, name), name=f"slack-{name}")
-        self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
-
-    @staticmethod
-    async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Slack %s failed", name)
-
-    async def idle(self, timeout_s: float) -> bool:
-        """Wait until no work is in flight (True) or `timeout_s` passes (False)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self.in_flight:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait(set(self.in_flight), timeout=remaining)
-        return True
-
-    # --- answering -------------------------------------------------------------------------------
-
-    def stop(self, ts: str) -> None:
-        """The message `ts` was deleted: stop its answer, or make sure it never starts."""
-        if not ts:
-            return
-        if self.service.stop(PLATFORM, ts):
-            log.info("prompt %s deleted: stopped its answer", ts)
-            return
-        self._deleted[ts] = None
-        if len(self._deleted) > DELETED_REMEMBERED:
-            del self._deleted[next(iter(self._deleted))]
-
-    def was_deleted(self, ts: str) -> bool:
-        return ts in self._deleted
-
     def surface(self, *, channel: str, thread_ts: str | None, user: str) -> SlackSurface:
         return SlackSurface(
             self.replies,
@@ -134,14 +98,6 @@ class SlackBot:
             user_id=user,
         )
 
-    async def answer(
-        self, turn: Turn, surface: SlackSurface | EphemeralSurface, *, instruction: str | None = None
-    ) -> AnswerOutcome:
-        try:
-            return await self.service.answer(turn, surface, instruction=instruction)
-        finally:
-            await surface.close()
-
     async def tell(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:
         """An ephemeral notice only `user` sees; failures are logged, not raised."""
         try:
@@ -149,36 +105,27 @@ class SlackBot:
         except SlackApiError as error:
             log.warning("could not tell %s in %s (%s)", user, channel, error_code(error))
 
-    async def refuse(self, channel: str, user: str, *, thread_ts: str | None = None) -> None:
-        if self.refusals.first_time(channel, user):
-            await self.tell(channel, user, NOT_ENABLED, thread_ts=thread_ts)
-
-    async def _show_interrupted(self, channel: str, ts: str, text: str) -> None:
+    async def show_interrupted(self, reply: InterruptedReply) -> bool:
+        """Crash recovery's one Slack step: that message shows `reply.text`, then the follow-up."""
+        ts, channel = reply.platform_message_id, reply.key.channel
+        if not _TS.match(ts):
+            return False  # a private answer: nothing visible to fix
         try:
-            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=text)
+            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
         except SlackApiError:
             # A native stream that outlived the crash must be stopped before its message can change.
             # Only then: chat.stopStream is the slowest rate tier, and most replies were plain edits.
-            with contextlib.suppress(SlackApiError):
+            try:
                 await self.replies.chat_stopStream(channel=channel, ts=ts)
-            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=text)
+            except SlackApiError as error:
+                log.debug("stream %s was not open (%s)", ts, error_code(error))
+            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
+        if reply.follow_up:
+            await self.replies.chat_postMessage(
+                channel=channel, thread_ts=reply.key.thread or None, markdown_text=reply.follow_up
+            )
+        return True
 
     async def recover_interrupted(self) -> int:
         """Replies a crash left mid-stream say so instead of looking unfinished forever."""
-        fixed = 0
-        for reply in await self.service.recover_interrupted(PLATFORM, SLACK_LIMITS):
-            ts, channel = reply.platform_message_id, reply.key.channel
-            if not _TS.match(ts):
-                continue  # a private answer: nothing visible to fix
-            try:
-                await self._show_interrupted(channel, ts, reply.text)
-                if reply.follow_up:
-                    await self.replies.chat_postMessage(
-                        channel=channel, thread_ts=reply.key.thread or None, markdown_text=reply.follow_up
-                    )
-                fixed += 1
-            except SlackApiError as error:
-                log.warning(
-                    "could not mark reply %s in %s as interrupted (%s)", ts, channel, error_code(error)
-                )
-        return fixed
+        return await self.service.repair_interrupted(PLATFORM, SLACK_LIMITS, self.show_interrupted)

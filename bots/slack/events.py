@@ -1,18 +1,18 @@
-"""Messages, mentions, deletions and the assistant view: Slack events turned into answers.
+"""Messages, mentions, deletions and the assistant view: Slack events handed to core admission.
 
 Answered: DMs (top-level ones in the DM, thread replies in their thread, as in the assistant
 view), @mentions (in the message's thread), and, unless SLACK_REQUIRE_MENTION, any later message
 in a thread the bot has answered in. A mention arrives twice (`app_mention` and `message`) and
-Slack redelivers events it thinks were missed; each message is claimed once (`message:<channel>:<ts>`,
-stored, so also across restarts) before it is answered. The bot's own messages are dropped by
-Bolt; other bots unless SLACK_IGNORE_BOTS=false; edits are ignored. Deleting a prompt while its
-answer streams stops the answer.
+Slack redelivers events it thinks were missed; admission claims each message once. The bot's own
+messages are dropped by Bolt; other bots unless SLACK_IGNORE_BOTS=false; edits are ignored.
+Deleting a prompt while its answer streams stops the answer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -28,15 +28,12 @@ from bots.slack.conversation import (
     readable_text,
     thread_context,
 )
-from core.models import Turn
-from core.prompts import is_stop_request
+from core.admission import Arrival
+from core.models import ConversationKey, Turn
+from core.reply.surface import ReplySurface
 
 log = logging.getLogger(__name__)
 
-USAGE_HINT = (
-    "Ask me something: mention me with a question (attach images or videos if you like), "
-    "or use `/seed <question>`. `/seed help` lists everything I can do."
-)
 SUGGESTED_PROMPTS = [
     {"title": "Explain a picture", "message": "What is in this image? (attach one)"},
     {"title": "Summarize a video", "message": "Summarize this video for me. (attach one)"},
@@ -50,69 +47,101 @@ def route_message(bot: SlackBot, event: Mapping[str, Any], body: Mapping[str, An
     """Runs inside the acknowledgement: stops are immediate, prompts become background work."""
     subtype = event.get("subtype")
     if subtype == "message_deleted":
-        bot.stop(str(event.get("deleted_ts") or ""))
+        bot.admission.deleted(PLATFORM, str(event.get("deleted_ts") or ""))
     elif subtype == "message_changed":
         # Deleting a thread's first message leaves a tombstone in its place instead.
         message = event.get("message") or {}
         if message.get("subtype") == "tombstone":
-            bot.stop(str(message.get("ts") or ""))
+            bot.admission.deleted(PLATFORM, str(message.get("ts") or ""))
     elif subtype in PROMPT_SUBTYPES and not (event.get("bot_id") and bot.settings.slack_ignore_bots):
         team = str(body.get("team_id") or bot.identity.team_id)
-        bot.spawn(on_prompt(bot, dict(event), team), "message")
+        bot.work.spawn(on_prompt(bot, dict(event), team), "message")
 
 
 async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
-    me = bot.identity
     channel, ts, user = str(event["channel"]), str(event["ts"]), str(event.get("user") or "")
+    if not user:
+        return
     text = str(event.get("text") or "")
     thread_ts = event.get("thread_ts")
     dm = is_dm(channel)
-    if not user:
-        return
-    if not dm and f"<@{me.bot_user_id}>" not in text:
-        if not thread_ts or bot.settings.slack_require_mention:
-            return
-        if not await bot.service.is_conversation(conversation_key(team, channel, thread_ts)):
-            return
-    if not allowed(bot.settings, channel=channel, user=user, is_dm=dm):
-        await bot.refuse(channel, user, thread_ts=thread_ts)
-        return
-    if not await bot.service.claim_event(PLATFORM, f"message:{channel}:{ts}"):
-        return  # the other event for this message, or a redelivery: answered already
-    reply_thread = thread_ts if dm else (thread_ts or ts)
-    key = conversation_key(team, channel, reply_thread)
-    prompt = await readable_text(text, me.bot_user_id, bot.people)
-    if is_stop_request(prompt) and bot.service.stop_conversation(key):
-        return  # "stop" while an answer is being written here ends that answer; nothing to answer
-    attachments = bot.files.sources(event.get("files"))
-    if not (prompt or attachments):
-        await bot.tell(channel, user, USAGE_HINT, thread_ts=reply_thread)
-        return
-    history = []
-    if thread_ts:
-        history = await thread_context(
-            bot.reads,
-            channel=channel,
-            thread_ts=thread_ts,
-            before_ts=ts,
-            bot_user_id=me.bot_user_id,
-            people=bot.people,
-            files=bot.files,
-        )
-    if dm and thread_ts and not await bot.service.is_conversation(key):
-        await _set_title(bot, channel, thread_ts, prompt)
-    turn = Turn(
-        key=key,
-        user_id=user,
-        user_name=await bot.people.name(user),
-        text=prompt,
+    mentioned = f"<@{bot.identity.bot_user_id}>" in text
+    follows_thread = bool(thread_ts) and not bot.settings.slack_require_mention
+    arrival = Arrival(
+        platform=PLATFORM,
         message_id=ts,
-        attachments=attachments,
-        history=history,
+        event_id=f"message:{channel}:{ts}",
+        user_id=user,
+        place=channel,
+        text=await readable_text(text, bot.identity.bot_user_id, bot.people),
+        allowed=allowed(bot.settings, channel=channel, user=user, is_dm=dm),
+        addressed=dm or mentioned,
+        continues=conversation_key(team, channel, thread_ts) if follows_thread else None,
     )
-    if bot.was_deleted(ts):
-        return  # deleted while its files, thread or author were read (from here on, stop() reaches it)
-    await bot.answer(turn, bot.surface(channel=channel, thread_ts=reply_thread, user=user))
+    await bot.admission.admit(arrival, _SlackMessage(bot, event, team, arrival.text))
+
+
+@dataclass(slots=True)
+class _SlackMessage:
+    """One Slack message on its way to an answer (core admission's `Asker`)."""
+
+    bot: SlackBot
+    event: dict[str, Any]
+    team: str
+    prompt: str
+
+    @property
+    def channel(self) -> str:
+        return str(self.event["channel"])
+
+    @property
+    def user(self) -> str:
+        return str(self.event["user"])
+
+    @property
+    def thread_ts(self) -> str | None:
+        return self.event.get("thread_ts")
+
+    @property
+    def reply_thread(self) -> str | None:
+        """DMs answer where they were asked; channel messages in their (new) thread."""
+        return self.thread_ts if is_dm(self.channel) else (self.thread_ts or str(self.event["ts"]))
+
+    async def tell(self, text: str) -> None:
+        await self.bot.tell(self.channel, self.user, text, thread_ts=self.thread_ts)
+
+    async def conversation(self) -> ConversationKey | None:
+        return conversation_key(self.team, self.channel, self.reply_thread)
+
+    async def turn(self) -> tuple[Turn, ReplySurface] | None:
+        bot, channel, ts = self.bot, self.channel, str(self.event["ts"])
+        attachments = bot.files.sources(self.event.get("files"))
+        if not (self.prompt or attachments):
+            return None
+        key = conversation_key(self.team, channel, self.reply_thread)
+        history = []
+        if self.thread_ts:
+            history = await thread_context(
+                bot.reads,
+                channel=channel,
+                thread_ts=self.thread_ts,
+                before_ts=ts,
+                bot_user_id=bot.identity.bot_user_id,
+                people=bot.people,
+                files=bot.files,
+            )
+        if is_dm(channel) and self.thread_ts and not await bot.service.store.has_conversation(key):
+            await _set_title(bot, channel, self.thread_ts, self.prompt)
+        turn = Turn(
+            key=key,
+            user_id=self.user,
+            user_name=await bot.people.name(self.user),
+            text=self.prompt,
+            message_id=ts,
+            attachments=attachments,
+            history=history,
+        )
+        return turn, bot.surface(channel=channel, thread_ts=self.reply_thread, user=self.user)
 
 
 async def _set_title(bot: SlackBot, channel: str, thread_ts: str, prompt: str) -> None:
@@ -131,7 +160,9 @@ async def on_assistant_thread_started(bot: SlackBot, event: Mapping[str, Any]) -
     if not (channel and thread_ts and user):
         return
     if not allowed(bot.settings, channel=channel, user=user, is_dm=True):
-        await bot.refuse(channel, user, thread_ts=thread_ts)
+        await bot.admission.refuse(
+            channel, user, lambda text: bot.tell(channel, user, text, thread_ts=thread_ts)
+        )
         return
     try:
         await bot.reads.assistant_threads_setSuggestedPrompts(

@@ -89,9 +89,7 @@ class SlackRunner:
         except OSError as error:
             await self.bot.close()
             raise SlackStartupError(f"cannot reach Slack at {self.settings.slack_api_url}: {error}") from None
-        fixed = await self.bot.recover_interrupted()
-        if fixed:
-            log.info("marked %d replies interrupted by the last shutdown", fixed)
+        await self.bot.recover_interrupted()
         if self.socket_mode:
             await self._connect_socket(connect_timeout_s)
         self._started = True
@@ -129,7 +127,7 @@ class SlackRunner:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """POST /slack/events: one event, command or shortcut, checked and answered by Bolt."""
-        if not (self.bot.connected and self.bot.accepting):
+        if not (self.bot.connected and self.bot.work.accepting):
             # Starting or shutting down: a non-2xx makes Slack deliver the event again later.
             return web.Response(status=503, text="not taking events now")
         response = await self.app.async_dispatch(await to_bolt_request(request))
@@ -144,12 +142,7 @@ class SlackRunner:
         # (Slack will not send it again); after it, whatever arrives is unacknowledged and redelivered.
         if self._socket is not None:
             await self._socket.disconnect_async()
-        self.bot.accepting = False
-        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
-        if not await self.bot.idle(grace):
-            for task in list(self.bot.in_flight):
-                task.cancel()
-            await asyncio.gather(*self.bot.in_flight, return_exceptions=True)
+        await self.bot.work.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
         await self._abort()
 
     async def _abort(self) -> None:

@@ -1,6 +1,8 @@
 """`seedbot chat`: the terminal as a third adapter, through the same core as Slack and Discord.
 
-Conversations persist in the same store, so `seedbot chat` picks up where it left off.
+Conversations persist in the same store, so `seedbot chat` picks up where it left off. Typed
+commands (`/effort high`, `/cost 7d`, `/forget`, `/help`) mean what they mean everywhere
+(`core.commands`); attaching files and leaving are the terminal's own.
 """
 
 from __future__ import annotations
@@ -13,90 +15,51 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.terminal.files import LocalFile
-from core.config import EFFORTS, Settings
+from bots.terminal.surface import TerminalSurface
+from core.commands import (
+    BadArguments,
+    Caller,
+    CommandSpec,
+    Dialect,
+    Help,
+    ReplyCommand,
+    Summarize,
+    parse_command,
+    run_command,
+    usage_line,
+)
+from core.config import Settings
 from core.models import AttachmentSource, ConversationKey, Turn
-from core.reply.surface import MessageRef, PlatformLimits
 from core.service import ChatService
 from core.store import StoreError
 
 EXIT_CONFIG = 3
-
-TERMINAL_LIMITS = PlatformLimits(
-    name="terminal",
-    max_message_chars=1_000_000,
-    edits_per_window=50,
-    window_s=1.0,
-    thinking_in_message=False,
+PLATFORM = "terminal"
+OFFERED = frozenset({"effort", "cost", "forget", "help"})
+EXTRAS = (
+    CommandSpec("image", "PATH", "attach an image to your next message (repeatable)"),
+    CommandSpec("video", "PATH", "attach a video to your next message"),
+    CommandSpec("quit", "", "leave (Ctrl-D works too)"),
 )
 
-HELP = """Type a message and press Enter. Commands:
-  /image PATH    attach an image to your next message (repeatable)
-  /video PATH    attach a video to your next message
-  /effort [low|medium|high|default]   show or set your reasoning effort
-  /cost [today|7d|30d|all]            what your questions have cost
-  /forget        delete this conversation and your stored data
-  /help          this text
-  /quit          leave (Ctrl-D works too)"""
+
+def _syntax(spec: CommandSpec) -> str | None:
+    if spec.name == "ask":
+        return "a message and Enter"
+    if spec.name not in OFFERED and spec not in EXTRAS:
+        return None
+    return f"/{spec.name} {spec.args}".rstrip()
 
 
-class TerminalSurface:
-    """Prints a reply as it grows: each edit writes only what is new since the last one.
-
-    On a terminal the thinking status is one line rewritten in place; in a pipe it is printed once.
-    """
-
-    limits = TERMINAL_LIMITS
-
-    def __init__(self, out: TextIO):
-        self._out = out
-        self._tty = out.isatty()
-        self._shown: dict[str, str] = {}
-        self._status_line = False  # a status is on screen, waiting to be replaced
-        self._said_status = False
-
-    async def post(self, text: str) -> MessageRef:
-        ref = MessageRef(id=str(len(self._shown) + 1), channel="terminal")
-        self._shown[ref.id] = ""
-        await self.edit(ref, text)
-        return ref
-
-    async def edit(self, ref: MessageRef, text: str) -> None:
-        self._clear_status()
-        shown = self._shown.get(ref.id, "")
-        if text.startswith(shown):
-            self._out.write(text[len(shown) :])
-        else:
-            # Earlier text changed (a warning replaced the tail): show the whole message again.
-            self._out.write("\n" + text)
-        self._shown[ref.id] = text
-        self._out.flush()
-
-    async def set_status(self, status: str | None) -> None:
-        if status is None:
-            self._clear_status()
-        elif self._tty:
-            self._out.write(f"\r\x1b[2K\x1b[2m{status[:200]}\x1b[0m")
-            self._status_line = True
-        elif not self._said_status:
-            self._out.write(f"{status}\n")
-            self._said_status = True
-        self._out.flush()
-
-    def _clear_status(self) -> None:
-        if self._status_line:
-            self._out.write("\r\x1b[2K")
-            self._status_line = False
-
-    def end_reply(self) -> None:
-        self._out.write("\n\n")
-        self._out.flush()
+TERMINAL = Dialect(syntax=_syntax, bold=lambda text: text, extras=EXTRAS)
 
 
 class TerminalChat:
     def __init__(self, service: ChatService, *, user: str | None = None, out: TextIO = sys.stdout):
         self.service = service
         self.user = user or getpass.getuser()
-        self.key = ConversationKey("terminal", "local", self.user)
+        self.key = ConversationKey(PLATFORM, "local", self.user)
+        self.caller = Caller(PLATFORM, "local", self.user, self.user)
         self.out = out
         self.pending: list[AttachmentSource] = []
         self.turns = 0
@@ -112,7 +75,6 @@ class TerminalChat:
         if line.startswith("/"):
             return await self._command(line)
         self.turns += 1
-        surface = TerminalSurface(self.out)
         turn = Turn(
             key=self.key,
             user_id=self.user,
@@ -122,57 +84,34 @@ class TerminalChat:
             attachments=tuple(self.pending),
         )
         self.pending = []
-        await self.service.answer(turn, surface)
-        surface.end_reply()
+        await self.service.answer(turn, TerminalSurface(self.out))
         return True
 
     async def _command(self, line: str) -> bool:
-        name, _, argument = line.partition(" ")
+        name, _, argument = line[1:].partition(" ")
         argument = argument.strip()
-        if name in ("/quit", "/exit"):
+        if name in ("quit", "exit"):
             return False
-        if name in ("/image", "/video"):
+        if name in ("image", "video"):
             if not argument:
-                self.say(f"usage: {name} PATH")
+                self.say(f"usage: /{name} PATH")
                 return True
             # A missing or unreadable file becomes a note in the reply, like any bad attachment.
             attachment = LocalFile(Path(argument))
             self.pending.append(attachment)
             self.say(f"attached {attachment.name}; it goes with your next message")
-        elif name == "/effort":
-            await self._effort(argument)
-        elif name == "/cost":
-            period = argument or "all"
-            if period not in ("today", "7d", "30d", "all"):
-                self.say("usage: /cost [today|7d|30d|all]")
+            return True
+        command: ReplyCommand = Help()
+        if name in OFFERED:
+            try:
+                parsed = parse_command(line[1:])
+            except BadArguments as bad:
+                self.say(f"{bad}\n{usage_line(TERMINAL)}")
                 return True
-            self.say(
-                await self.service.cost_report(
-                    key=self.key,
-                    user_id=self.user,
-                    scope="me",
-                    period=period,  # type: ignore[arg-type]
-                    include_top=False,
-                )
-            )
-        elif name == "/forget":
-            removed = await self.service.forget_user("terminal", self.user)
-            self.say(f"Forgotten: {removed} stored messages deleted.")
-        else:
-            self.say(HELP)
+            if parsed is not None and not isinstance(parsed, Summarize):
+                command = parsed
+        self.say(await run_command(self.service, self.caller, command, TERMINAL))
         return True
-
-    async def _effort(self, argument: str) -> None:
-        if argument and argument not in (*EFFORTS, "default"):
-            self.say("usage: /effort [low|medium|high|default]")
-            return
-        if argument:
-            level = None if argument == "default" else argument
-            await self.service.set_effort(level, scope="user", platform="terminal", scope_id=self.user)  # type: ignore[arg-type]
-        level, scope = await self.service.effort_for(
-            platform="terminal", workspace="local", channel=self.user, user=self.user
-        )
-        self.say(f"reasoning effort: {level} (from {scope})")
 
 
 async def read_lines(stream: TextIO) -> asyncio.Queue[str | None]:

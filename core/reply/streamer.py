@@ -14,7 +14,7 @@ How the service drives it:
     except ModelAPIError as exc:                             # partial answer kept in streamer.content
         outcome, error = "error", str(exc)
     # a stop cancels the task running consume(); then: outcome = "stopped"
-    result = await streamer.finish(outcome, error=error, footer=..., notes=...)
+    result = await streamer.finish(outcome, error=error, footer=..., notes=...)  # closes the surface
 
 `consume()` raises the stream's `ModelAPIError` (unless the model had already finished: then the
 answer is whole and it returns "complete"), and is safe to cancel: the reply keeps what it showed and
@@ -133,6 +133,8 @@ class ReplyStreamer:
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._reasoning_sink = getattr(surface, "show_reasoning", None)
 
     # --- what the service reads ------------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class ReplyStreamer:
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
+                        if self._reasoning_sink is not None and self._show_reasoning:
+                            self._reasoning_sink(text)
                         self._reasoning_tail = (self._reasoning_tail + text)[-2 * self._excerpt_chars :]
                         if not self._reasoning_seen:
                             self._reasoning_seen = True
@@ -213,6 +217,7 @@ class ReplyStreamer:
             await self._set_status(None)
         if failure:
             log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
+        await self.close()
         return FinishResult(tuple(self._refs), failure is None, text, failure)
 
     # --- the pump: the only editor while the stream runs -------------------------------------------
@@ -308,6 +313,21 @@ class ReplyStreamer:
             self._broken = f"{type(error).__name__}: {error}"
         finally:
             self._pacer.release(slot, self._clock())
+
+    async def show_status(self, status: str | None) -> None:
+        """A transient status of the reply (e.g. media progress); failures are logged, never raised."""
+        await self._set_status(status)
+
+    async def close(self) -> None:
+        """End the reply's life on the platform (`ReplySurface.close`), once; `finish` calls it, and
+        whoever made the streamer calls it again in a `finally` for replies that never finished."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._surface.close()
+        except Exception:
+            log.exception("reply surface failed to close")
 
     async def _set_status(self, status: str | None) -> None:
         self._status = status

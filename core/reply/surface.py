@@ -51,6 +51,11 @@ class ReplySurface(Protocol):
     """One reply being written into a chat. Adapters implement this; only the streamer calls it.
 
     `post` and `edit` raise `SurfaceRateLimited` on a 429 and `SurfaceError` on a permanent failure.
+    The streamer calls `close` exactly once, after the final text (or after a reply that never got
+    that far), so an adapter can end what it opened: a native stream, a typing indicator.
+
+    Optional capability: `show_reasoning(text: str) -> None`, where the platform can show the model's
+    reasoning as it arrives (a terminal prints it dimmed); the streamer hands it every fragment.
     """
 
     limits: PlatformLimits
@@ -71,4 +76,8 @@ class ReplySurface(Protocol):
         only at the start ("Thinking…", e.g. to trigger a typing indicator) and when the answer starts.
         Failures here are cosmetic: the streamer logs and ignores them.
         """
+        ...
+
+    async def close(self) -> None:
+        """The reply is finished: release what the surface holds open. Called once, last."""
         ...

@@ -331,10 +331,11 @@ async def test_summarize_message_menu_reads_that_message(
 async def test_forget_deletes_my_stored_messages(world: World, bot_answered: Bot) -> None:
     api = world.api
     prompt = next(m for m in api.channel_messages(world.general) if m["author"]["id"] == world.alice["id"])
-    assert await bot_answered.service.conversation_for_message("discord", prompt["id"]) is not None
+    admission = bot_answered.runner.client.seed.admission
+    assert await admission.conversation_of("discord", prompt["id"]) is not None
     interaction = await api.invoke_command(world.general, world.alice, "forget")
     done = await api.wait_for(
         lambda: [m for m in api.responses(interaction) if "deleted" in m["content"]], what="/forget"
     )
     assert done[0]["flags"] & EPHEMERAL
-    assert await bot_answered.service.conversation_for_message("discord", prompt["id"]) is None
+    assert await admission.conversation_of("discord", prompt["id"]) is None

@@ -78,7 +78,7 @@ async def test_stopping_lets_an_answer_in_flight_finish_then_disconnects(
     await api.user_message(world.general, world.alice, world.mention("one more thing"))
     await api.wait_for(lambda: api.bot_messages(world.general), what="the answer to start")
     stopping = asyncio.create_task(bot.runner.stop(grace_s=10))
-    await api.wait_for(lambda: not bot.runner.client.accepting, what="the bot to stop taking work")
+    await api.wait_for(lambda: not bot.runner.client.seed.work.accepting, what="the bot to stop taking work")
     await api.user_message(world.general, world.bob, world.mention("me too?"))  # not taken any more
     interaction = await api.invoke_command(world.general, world.bob, "effort")
     (refusal,) = await api.wait_for(lambda: api.responses(interaction), what="the refusal")

@@ -43,7 +43,7 @@ class Bot:
 
     async def idle(self) -> None:
         """Until every answer the bot has started is finished."""
-        assert await self.runner.bot.idle(15.0), "the bot did not finish its work"
+        assert await self.runner.bot.work.idle(15.0), "the bot did not finish its work"
 
     async def stop(self) -> None:
         """Shut down as `seedbot run` does on SIGTERM (the SQLite file stays for a restart)."""

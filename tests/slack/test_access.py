@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.slack.access import NOT_ENABLED
+from core.admission import NOT_ENABLED
 from tests.fakes.model_server import FakeModelServer
 from tests.slack.conftest import StartBot, World
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bots.slack.access import ADMINS_ONLY, NOT_ENABLED
+from bots.slack.bot import SLACK
 from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
 from bots.slack.surface import PRIVATE_CUT
+from core.admission import NOT_ENABLED
+from core.commands import admins_only
 from core.prompts import SUMMARY_INSTRUCTION
 from tests.core.media.samples import encode, photo
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack import TEAM_ID, FakeSlack
 from tests.slack.conftest import StartBot, World, model_parts, model_prompt
+
+ADMINS_ONLY = admins_only(SLACK)
 
 
 def private_texts(slack: FakeSlack, user: str) -> list[str]:

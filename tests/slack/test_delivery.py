@@ -143,7 +143,7 @@ async def test_http_mode_commands_and_shortcuts_are_signed_forms(
 
 async def test_while_shutting_down_http_mode_asks_slack_to_retry_later(start_bot: StartBot, world: World):
     bot = await start_bot(http=True)
-    bot.runner.bot.accepting = False  # what stop() does first
+    bot.runner.bot.work.accepting = False  # what stop() does first
     delivery = await world.slack.post(world.alice, world.general, world.mention("late"))
     assert all(
         d.status == 503 for d in world.slack.deliveries if d.payload.get("event", {}).get("ts") == delivery
@@ -169,7 +169,7 @@ async def test_http_mode_asks_slack_to_retry_an_event_that_comes_before_start_up
         await runner.start()
         for delivery in deliveries_for(slack, ts):
             assert (await slack.redeliver(delivery)).status == 200
-        assert await runner.bot.idle(15.0)
+        assert await runner.bot.work.idle(15.0)
         assert len(model_server.requests) == 1
         assert slack.bot_messages(world.general, thread_ts=ts)
     finally:

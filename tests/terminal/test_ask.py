@@ -38,7 +38,7 @@ async def test_streams_reasoning_then_answer_then_footer(model_server, tmp_path)
     body = model_server.requests[0].body
     assert body["reasoning_effort"] == "high"
     assert body["max_tokens"] == 2048
-    assert body["messages"][-1]["content"][0] == {"type": "text", "text": "What is the answer?"}
+    assert body["messages"][-1] == {"role": "user", "content": "What is the answer?"}
 
 
 async def test_json_prints_one_structured_result(model_server, tmp_path):

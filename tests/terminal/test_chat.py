@@ -41,10 +41,11 @@ async def test_multi_turn_conversation_is_remembered_across_runs(model_server, t
 async def test_effort_command_changes_the_next_request(model_server, tmp_path):
     code, out, _ = await chat("/effort low\nhello\n/effort\n", environment(model_server, tmp_path))
     assert code == 0
-    assert "reasoning effort: low (from user)" in out
+    assert "Reasoning effort for you is now low." in out
+    assert "Reasoning effort here: low (from your own setting)." in out
     assert model_server.requests[0].body["reasoning_effort"] == "low"
     code, out, _ = await chat("/effort extreme\n", environment(model_server, tmp_path))
-    assert "usage: /effort" in out
+    assert "Unknown effort `extreme`: use low, medium, high or default." in out and "/effort" in out
 
 
 async def test_image_command_attaches_a_file_to_the_next_message(model_server, tmp_path):
@@ -62,7 +63,7 @@ async def test_cost_and_forget(model_server, tmp_path):
     code, out, _ = await chat("hi\n/cost\n/forget\n", env)
     assert code == 0
     assert "1 request" in out and "$0.125" in out
-    assert "Forgotten: 2 stored messages deleted." in out
+    assert "Done: deleted 2 stored messages of yours." in out
     await chat("again\n", env)
     assert [m["role"] for m in model_server.requests[-1].body["messages"]] == ["system", "user"]
 
@@ -74,7 +75,7 @@ async def test_unreachable_api_is_explained_and_the_chat_goes_on(model_server, t
     code, out, _ = await chat("hello\n/effort\n", env)
     assert code == 0
     assert "Could not reach the model service" in out
-    assert "reasoning effort: medium (from default)" in out
+    assert "Reasoning effort here: medium (from the default)." in out
 
 
 async def test_a_corrupt_database_is_one_clear_line_not_a_traceback(model_server, tmp_path):

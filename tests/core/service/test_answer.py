@@ -8,7 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from core.admission import Admission
+from core.commands import Budget, Caller, Dialect, Effort, Prompt, run_command
 from core.models import AttachmentError, ConversationKey, HistoryMessage, Turn
+from core.preferences import effort_for, system_prompt_for
 from core.reply.surface import PlatformLimits
 from core.service import ChatService
 from core.store.base import UsageFilter
@@ -17,6 +20,8 @@ from tests.fakes.model_server import Script
 
 LIMITS = PlatformLimits(name="test", max_message_chars=2000, edits_per_window=50, window_s=1.0)
 KEY = ConversationKey("test", "W1", "C1", "T1")
+ADMIN = Caller("test", "W1", "C1", "U1", admin=True)
+TEST_DIALECT = Dialect(syntax=lambda spec: f"/{spec.name}")
 
 
 @dataclass
@@ -89,16 +94,15 @@ async def test_second_turn_sends_the_first_as_context_without_reasoning(service,
 
 
 async def test_effort_resolves_user_over_channel_over_default_and_request_over_all(service, model_server):
-    await service.set_effort("low", scope="channel", platform="test", scope_id="C1")
+    await run_command(service, ADMIN, Effort("low", "channel"), TEST_DIALECT)
     await service.answer(turn("a"), MemorySurface(LIMITS))
-    await service.set_effort("high", scope="user", platform="test", scope_id="U1")
+    await run_command(service, ADMIN, Effort("high"), TEST_DIALECT)
     await service.answer(turn("b"), MemorySurface(LIMITS))
     await service.answer(turn("c", effort="medium"), MemorySurface(LIMITS))
     assert [r.body["reasoning_effort"] for r in model_server.requests] == ["low", "high", "medium"]
-    assert await service.effort_for(platform="test", workspace="W1", channel="C1", user="U1") == (
-        "high",
-        "user",
-    )
+    assert await effort_for(
+        service.store, service.settings, platform="test", workspace="W1", channel="C1", user="U1"
+    ) == ("high", "user")
 
 
 async def test_ledger_records_the_reported_cost_and_tokens(service, model_server):
@@ -109,13 +113,6 @@ async def test_ledger_records_the_reported_cost_and_tokens(service, model_server
     assert totals.usd == Decimal("0.25")
     assert totals.reasoning_tokens == 10
     assert outcome.usd == Decimal("0.25")
-
-
-async def test_redelivered_event_is_answered_once(service, model_server):
-    first = await service.answer(turn("q", event_id="Ev1"), MemorySurface(LIMITS))
-    again = await service.answer(turn("q", event_id="Ev1"), MemorySurface(LIMITS))
-    assert (first.status, again.status) == ("complete", "duplicate")
-    assert len(model_server.requests) == 1
 
 
 async def test_budget_refusal_is_shown_and_nothing_is_sent(make_settings, model_server):
@@ -241,11 +238,11 @@ async def restart_after_crash(settings, partial_text: str, message_id: str) -> C
 
 async def test_crashed_reply_is_recovered_with_its_partial_text(make_settings):
     service = await restart_after_crash(make_settings(), "half an ans", "msg-9")
-    recovered = await service.recover_interrupted("test", LIMITS)
+    recovered = service.interrupted_replies("test", LIMITS)
     assert len(recovered) == 1
     assert recovered[0].platform_message_id == "msg-9"
     assert recovered[0].text.startswith("half an ans") and "restarted" in recovered[0].text
-    assert await service.recover_interrupted("test", LIMITS) == []
+    assert service.interrupted_replies("test", LIMITS) == []
     await service.close()
 
 
@@ -313,7 +310,7 @@ async def test_a_surface_that_keeps_failing_is_logged_and_the_answer_is_still_ke
 
 async def test_recovered_reply_cut_inside_a_code_block_closes_it_before_the_warning(make_settings):
     service = await restart_after_crash(make_settings(), "Here:\n```python\nprint(1)\n", "msg-7")
-    [recovered] = await service.recover_interrupted("test", LIMITS)
+    [recovered] = service.interrupted_replies("test", LIMITS)
     await service.close()
     body, _, warning = recovered.text.rpartition("\n\n")
     assert body.rstrip().endswith("```") and body.count("```") == 2
@@ -378,7 +375,7 @@ async def test_stop_reaches_a_call_still_waiting_to_retry(make_settings, model_s
 async def test_a_recovered_reply_too_full_for_the_warning_gets_it_as_a_follow_up(make_settings):
     full = "word " * (LIMITS.max_message_chars // 5)
     service = await restart_after_crash(make_settings(), full, "msg-5")
-    [recovered] = await service.recover_interrupted("test", LIMITS)
+    [recovered] = service.interrupted_replies("test", LIMITS)
     await service.close()
     assert len(recovered.text) <= LIMITS.max_message_chars
     assert recovered.text.startswith("word word")
@@ -386,29 +383,33 @@ async def test_a_recovered_reply_too_full_for_the_warning_gets_it_as_a_follow_up
 
 
 async def test_a_channel_system_prompt_is_used_there_and_can_be_cleared(service, model_server):
-    await service.set_system_prompt("Answer like a pirate.", platform="test", channel="C1")
-    assert await service.system_prompt_for("test", "C1") == ("Answer like a pirate.", True)
+    await run_command(service, ADMIN, Prompt("Answer like a pirate."), TEST_DIALECT)
+    assert await system_prompt_for(service.store, service.settings, platform="test", channel="C1") == (
+        "Answer like a pirate.",
+        True,
+    )
     await service.answer(turn("hello"), MemorySurface(LIMITS))
     assert model_server.requests[-1].body["messages"][0]["content"] == "Answer like a pirate."
-    await service.set_system_prompt(None, platform="test", channel="C1")
-    assert await service.system_prompt_for("test", "C1") == (service.settings.system_prompt, False)
+    await run_command(service, ADMIN, Prompt("default"), TEST_DIALECT)
+    assert await system_prompt_for(service.store, service.settings, platform="test", channel="C1") == (
+        service.settings.system_prompt,
+        False,
+    )
 
 
 async def test_an_admin_sets_workspace_budgets_at_run_time(make_settings, model_server):
-    from core.store.base import SettingError
-
     service = await ChatService.open(make_settings(user_daily_budget_usd=Decimal("5")))
-    await service.set_budget("user_daily", "$0.0001", platform="test", workspace="W1")
-    assert (await service.budgets_for("test", "W1")).user_daily == Decimal("0.0001")
+    await run_command(service, ADMIN, Budget("user_daily", "$0.0001"), TEST_DIALECT)
+    assert (await service.budgets.limits("test", "W1")).user_daily == Decimal("0.0001")
     surface = MemorySurface(LIMITS)
     assert (await service.answer(turn("q"), surface)).status == "refused"
-    await service.set_budget("user_daily", "unlimited", platform="test", workspace="W1")
-    assert (await service.budgets_for("test", "W1")).user_daily is None
+    await run_command(service, ADMIN, Budget("user_daily", "unlimited"), TEST_DIALECT)
+    assert (await service.budgets.limits("test", "W1")).user_daily is None
     assert (await service.answer(turn("q"), MemorySurface(LIMITS))).status == "complete"
-    await service.set_budget("user_daily", None, platform="test", workspace="W1")
-    assert (await service.budgets_for("test", "W1")).user_daily == Decimal("5")
-    with pytest.raises(SettingError, match="US dollars"):
-        await service.set_budget("workspace_monthly", "lots", platform="test", workspace="W1")
+    await run_command(service, ADMIN, Budget("user_daily", "default"), TEST_DIALECT)
+    assert (await service.budgets.limits("test", "W1")).user_daily == Decimal("5")
+    refused = await run_command(service, ADMIN, Budget("workspace_monthly", "lots"), TEST_DIALECT)
+    assert "US dollars" in refused
     await service.close()
 
 
@@ -431,7 +432,7 @@ async def test_a_reply_in_several_messages_is_found_by_any_of_them_and_not_repea
     outcome = await service.answer(turn("long please"), surface)
     first_part = outcome.refs[0].id
     assert len(outcome.refs) >= 3
-    assert await service.conversation_for_message("test", first_part) == KEY
+    assert await Admission(service, "").conversation_of("test", first_part) == KEY
 
     # A platform hands the first part back as history (a reply chain): it is not sent twice.
     history = [

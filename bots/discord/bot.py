@@ -1,0 +1,51 @@
+"""What the Discord client and its slash commands share, without importing each other."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from core.admission import Admission, Work
+from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
+from core.config import Settings
+from core.service import ChatService
+
+OFFERED = frozenset({"ask", "effort", "cost", "summarize", "budget", "prompt", "forget", "help"})
+MENU = CommandSpec("menu", "", "summarize that message and its attachments")
+
+
+def _syntax(spec: CommandSpec) -> str | None:
+    if spec is MENU:
+        return "Message menu → Apps → **Summarize**"
+    return f"`/{spec.name}`" if spec.name in OFFERED else None
+
+
+DISCORD = Dialect(
+    syntax=_syntax,
+    workspace="server",
+    admins="Manage Server permission, or listed in SEEDBOT_ADMINS",
+    mention=chat_mention,
+    extras=(MENU,),
+)
+
+
+class DiscordBot:
+    """The core's parts the Discord handlers use, and the HTTP session attachments download with."""
+
+    def __init__(self, settings: Settings, service: ChatService):
+        self.settings = settings
+        self.service = service
+        self.admission = Admission(service, usage_hint(DISCORD))
+        self.work = Work("discord")
+        self._downloads: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._downloads = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        if self._downloads is not None:
+            await self._downloads.close()
+
+    @property
+    def downloads(self) -> aiohttp.ClientSession:
+        assert self._downloads is not None, "open() has not run"
+        return self._downloads

@@ -1,0 +1,99 @@
+"""The terminal as a reply surface: the answer printed as it grows, reasoning dimmed as it arrives."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from core.reply.surface import MessageRef, PlatformLimits
+
+TERMINAL_LIMITS = PlatformLimits(
+    name="terminal",
+    max_message_chars=1_000_000,
+    edits_per_window=50,
+    window_s=1.0,
+    thinking_in_message=False,
+)
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+class TerminalSurface:
+    """Prints a reply as it grows: each edit writes only what is new since the last one.
+
+    Statuses (thinking, file preparation) go to `status_out`: on a terminal one line rewritten in
+    place, in a pipe each new kind once. Without a terminal nothing is styled: no escape codes.
+    `quiet` prints no reply at all (`seedbot ask --json` prints one result instead).
+    """
+
+    limits = TERMINAL_LIMITS
+
+    def __init__(self, out: TextIO, *, status_out: TextIO | None = None, quiet: bool = False):
+        self._out = out
+        self._status_out = status_out or out
+        self._styled = out.isatty()
+        self._status_tty = self._status_out.isatty()
+        self._quiet = quiet
+        self._shown: dict[str, str] = {}
+        self._status_line = False  # a status is on screen, waiting to be replaced
+        self._said: set[str] = set()
+        self._reasoning = False  # reasoning is being printed, the answer has not started
+
+    async def post(self, text: str) -> MessageRef:
+        ref = MessageRef(id=str(len(self._shown) + 1), channel="terminal")
+        self._shown[ref.id] = ""
+        await self.edit(ref, text)
+        return ref
+
+    async def edit(self, ref: MessageRef, text: str) -> None:
+        if self._quiet:
+            return
+        self._clear_status()
+        self._end_reasoning()
+        shown = self._shown.get(ref.id, "")
+        if text.startswith(shown):
+            self._out.write(text[len(shown) :])
+        else:
+            # Earlier text changed (a warning replaced the tail): show the whole message again.
+            self._out.write("\n" + text)
+        self._shown[ref.id] = text
+        self._out.flush()
+
+    def show_reasoning(self, text: str) -> None:
+        if self._quiet or not text:
+            return
+        if not self._reasoning:
+            self._clear_status()
+            self._out.write(DIM if self._styled else "[reasoning] ")
+            self._reasoning = True
+        self._out.write(text)
+        self._out.flush()
+
+    async def set_status(self, status: str | None) -> None:
+        if self._reasoning:
+            return  # the reasoning itself is on screen: a thinking line would only break it up
+        if status is None:
+            self._clear_status()
+        elif self._status_tty:
+            self._status_out.write(f"\r\x1b[2K{DIM}{status[:200]}{RESET}")
+            self._status_line = True
+        elif (kind := status.split("…")[0]) not in self._said:
+            self._status_out.write(f"{status}\n")
+            self._said.add(kind)
+        self._status_out.flush()
+
+    async def close(self) -> None:
+        self._clear_status()
+        self._end_reasoning()
+        if not self._quiet:
+            self._out.write("\n\n")
+            self._out.flush()
+
+    def _end_reasoning(self) -> None:
+        if self._reasoning:
+            self._out.write((RESET if self._styled else "") + "\n\n")
+            self._reasoning = False
+
+    def _clear_status(self) -> None:
+        if self._status_line:
+            self._status_out.write("\r\x1b[2K")
+            self._status_out.flush()
+            self._status_line = False

@@ -1,0 +1,423 @@
+"""What each command means, and what it answers, written once for every platform.
+
+    adapter: platform syntax -> a command object (`parse_command` for typed text, or built directly
+             from Discord's typed options) -> run_command(service, caller, command, dialect) -> text
+
+A command is a small frozen dataclass. `run_command` applies the rules (who may change what, where a
+setting is stored) and returns the reply in the platform's own markup, written through the `Dialect`
+the adapter hands in: how it makes text bold, quotes, names a user, calls a workspace, and spells each
+command. `help_text` and `usage_line` are generated from the one `COMMANDS` table, so they cannot drift
+from what the commands do.
+
+Summaries are answers, not replies: `Summarize` carries the range and the words of the request; the
+adapter reads the platform's history for that range and hands it to `ChatService.answer` with
+`SUMMARY_INSTRUCTION`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from core.config import EFFORTS
+from core.costs import PERIODS, REPORT_SCOPES, Labeller, Period, ReportScope, cost_report, str_label
+from core.models import ConversationKey, Platform
+from core.money import format_limit
+from core.preferences import effort_for, system_prompt_for
+from core.store.base import BudgetKind, SettingError
+
+if TYPE_CHECKING:
+    from core.service import ChatService
+
+EffortLevel = Literal["low", "medium", "high", "default"]
+SettingScope = Literal["user", "channel", "workspace"]
+
+DEFAULT_SUMMARY_MESSAGES = 50
+MAX_SUMMARY_MESSAGES = 200
+MAX_SUMMARY_HOURS = 7 * 24
+RESET = "default"  # the word that puts a setting back to what the environment says
+BUDGET_KINDS: dict[str, BudgetKind] = {"daily": "user_daily", "monthly": "workspace_monthly"}
+
+
+class BadArguments(ValueError):
+    """A command typed wrongly; `str()` says what is wrong, for the person who typed it."""
+
+
+# --- where a command runs, and how its platform writes -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who used a command, and where. `channel` is where channel settings live (a thread's parent);
+    `in_workspace` is False where there is none (a Discord DM)."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    user: str
+    admin: bool = False
+    in_workspace: bool = True
+
+    @property
+    def place(self) -> ConversationKey:
+        return ConversationKey(self.platform, self.workspace, self.channel)
+
+
+def markdown_bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def markdown_quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in text.splitlines() or [""])
+
+
+def html_safe_quote(text: str) -> str:
+    """A quote that cannot smuggle mentions or links into a message that renders `<…>` markup."""
+    return markdown_quote(html.escape(text, quote=False))
+
+
+def chat_mention(kind: str, key: str) -> str:
+    """Slack's and Discord's shared mention syntax: a channel as `<#id>`, anyone else as `<@id>`."""
+    return f"<#{key}>" if kind == "channel" else f"<@{key}>"
+
+
+def plain(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one platform writes what the commands say."""
+
+    # How the command `name` is typed here, e.g. "`/seed effort [low|medium|high|default]`";
+    # None where the platform does not offer it.
+    syntax: Callable[[CommandSpec], str | None]
+    workspace: str = "workspace"  # Discord calls it a server
+    admins: str = "listed in SEEDBOT_ADMINS"  # who counts as an admin, as help and refusals say it
+    bold: Callable[[str], str] = markdown_bold
+    quote: Callable[[str], str] = markdown_quote
+    mention: Labeller = str_label
+    # Platform-only entries for help (e.g. a message shortcut), after the shared ones.
+    extras: Sequence[CommandSpec] = field(default=())
+
+
+# --- the commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Effort:
+    level: EffortLevel | None = None  # None: show what is in force
+    scope: SettingScope = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    scope: ReportScope = "me"
+    period: Period = "today"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    kind: BudgetKind | None = None  # None: show the limits
+    amount: str | None = None  # with a kind: "$0.50", "unlimited" or RESET; None is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    text: str | None = None  # None: show; RESET: back to the default
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Summarize:
+    """Summarize the last `messages` messages, or the last `hours` hours, of the place it was asked in."""
+
+    messages: int | None = DEFAULT_SUMMARY_MESSAGES
+    hours: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hours is not None and not 1 <= self.hours <= MAX_SUMMARY_HOURS:
+            raise BadArguments("I can summarize from 1 hour up to 7 days back.")
+        if self.messages is not None and not 1 <= self.messages <= MAX_SUMMARY_MESSAGES:
+            raise BadArguments(f"I can summarize 1 to {MAX_SUMMARY_MESSAGES} messages.")
+
+    @property
+    def what(self) -> str:
+        if self.hours is not None:
+            return f"the last {self.hours} hours" if self.hours != 1 else "the last hour"
+        return f"the last {self.messages} messages"
+
+    def request(self, found: int) -> str:
+        """The question the model is asked, once the adapter found `found` messages in the range."""
+        return f"Summarize {self.what} of this channel ({found} message{'' if found == 1 else 's'})."
+
+
+ReplyCommand = Effort | Cost | Budget | Prompt | Forget | Help
+Command = ReplyCommand | Summarize
+
+
+# --- the table help is made of ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One entry of help: the command's name, its arguments as typed text, and what it does
+    (`{workspace}` stands for the platform's word)."""
+
+    name: str
+    args: str
+    does: str
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("ask", "<question>", "ask me here; replies to my answer continue the conversation"),
+    CommandSpec(
+        "effort",
+        "[low|medium|high|default] [channel|{workspace}]",
+        "show or set how hard I think, for you (or for this channel or the whole {workspace}, admins only)",
+    ),
+    CommandSpec("cost", "[me|channel|{workspace}] [today|7d|30d|all]", "requests, tokens and spend"),
+    CommandSpec(
+        "summarize",
+        "[N | 24h]",
+        f"summarize this channel's last N messages (default {DEFAULT_SUMMARY_MESSAGES}) or hours",
+    ),
+    CommandSpec(
+        "budget",
+        "[daily|monthly <$ amount|unlimited|default>]",
+        "show the spending limits, or set each person's daily or the {workspace}'s monthly limit "
+        "(admins only)",
+    ),
+    CommandSpec("prompt", "[<text>|default]", "show or set this channel's instructions for me (admins only)"),
+    CommandSpec("forget", "", "delete what I have stored from your messages"),
+    CommandSpec("help", "", "this list"),
+)
+STOP_HINT = "Say `stop` where I am answering to stop me"
+
+
+def _spec(name: str) -> CommandSpec:
+    return next(spec for spec in COMMANDS if spec.name == name)
+
+
+def _words(text: str, dialect: Dialect) -> str:
+    return text.replace("{workspace}", dialect.workspace)
+
+
+def help_text(dialect: Dialect) -> str:
+    """Everything the bot does on this platform, one line a command."""
+    intro = "answers with Dola Seed 2.0 Lite. Mention me in a channel, message me directly, or:"
+    lines = [f"{dialect.bold('Seed')} {intro}"]
+    for spec in (*COMMANDS, *dialect.extras):
+        typed = dialect.syntax(spec)
+        if typed is not None:
+            lines.append(f"• {_words(typed, dialect)}: {_words(spec.does, dialect)}")
+    lines.append(f"• {STOP_HINT}")
+    return "\n".join(lines)
+
+
+def usage_line(dialect: Dialect) -> str:
+    """Every command's syntax on one line, for a command typed wrongly."""
+    typed = [dialect.syntax(spec) for spec in (*COMMANDS, *dialect.extras)]
+    return "Usage: " + " · ".join(_words(t, dialect) for t in typed if t is not None)
+
+
+def usage_hint(dialect: Dialect) -> str:
+    """What to say to someone who addressed the bot without asking anything."""
+    ask, help_ = dialect.syntax(_spec("ask")), dialect.syntax(_spec("help"))
+    hint = "Ask me something: mention me with a question (attach images or videos if you like)"
+    hint += f", or use {ask}." if ask else "."
+    return f"{hint} {help_} lists everything I can do." if help_ else hint
+
+
+def admins_only(dialect: Dialect) -> str:
+    return f"Only admins ({dialect.admins}) can change that."
+
+
+# --- typed text -> commands (Slack's `/seed …`, the terminal's `/…`) ----------------------------------
+
+
+def parse_command(text: str) -> Command | None:
+    """`effort high channel`, `cost 7d`, `summarize 24h`… as a command; None when the text is not a
+    command but a question. Raises BadArguments for a known command typed wrongly."""
+    words = text.split()
+    if not words:
+        return Help()
+    head, rest = words[0].lower(), [word.lower() for word in words[1:]]
+    if head == "help":
+        return Help()
+    if head == "effort":
+        return _parse_effort(rest)
+    if head == "cost":
+        return _parse_cost(rest)
+    if head in ("summarize", "summarise"):
+        return _parse_summarize(rest)
+    if head == "budget":
+        return _parse_budget(rest)
+    if head == "prompt":
+        return Prompt(text.strip()[len(words[0]) :].strip() or None)
+    if head == "forget":
+        if rest:
+            raise BadArguments("`forget` takes no arguments.")
+        return Forget()
+    return None
+
+
+def _parse_effort(words: list[str]) -> Effort:
+    shared = [word for word in words if word in ("channel", "workspace", "server")]
+    words = [word for word in words if word not in shared]
+    if len(shared) > 1:
+        raise BadArguments("Set the effort for the channel or for the workspace, not both.")
+    if len(words) > 1 or (words and words[0] not in (*EFFORTS, RESET)):
+        raise BadArguments(f"Unknown effort `{' '.join(words)}`: use low, medium, high or default.")
+    scope: SettingScope = "user" if not shared else "channel" if shared[0] == "channel" else "workspace"
+    return Effort(words[0] if words else None, scope)  # type: ignore[arg-type]
+
+
+def _parse_cost(words: list[str]) -> Cost:
+    words = ["workspace" if word == "server" else word for word in words]
+    scopes = [word for word in words if word in REPORT_SCOPES]
+    periods = [word for word in words if word in PERIODS]
+    if len(scopes) > 1 or len(periods) > 1 or len(scopes) + len(periods) != len(words):
+        raise BadArguments(f"I don't understand `cost {' '.join(words)}`.")
+    return Cost(scopes[0] if scopes else "me", periods[0] if periods else "today")  # type: ignore[arg-type]
+
+
+def _parse_budget(words: list[str]) -> Budget:
+    if not words:
+        return Budget()
+    if len(words) != 2 or words[0] not in BUDGET_KINDS:
+        raise BadArguments(
+            "Use `budget daily <amount>` or `budget monthly <amount>` (or `unlimited`, `default`)."
+        )
+    return Budget(BUDGET_KINDS[words[0]], words[1])
+
+
+def _parse_summarize(words: list[str]) -> Summarize:
+    if not words:
+        return Summarize()
+    if len(words) <= 2 and words[0].isdigit() and words[1:] in ([], ["messages"], ["message"]):
+        return Summarize(messages=int(words[0]))
+    if len(words) == 1 and words[0][:-1].isdigit() and words[0][-1:] in ("h", "d"):
+        return Summarize(messages=None, hours=int(words[0][:-1]) * (24 if words[0].endswith("d") else 1))
+    raise BadArguments(
+        f"I don't understand `summarize {' '.join(words)}`: try `summarize 50` or `summarize 24h`."
+    )
+
+
+# --- running them -----------------------------------------------------------------------------------
+
+
+async def run_command(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
+    """Do what `command` asks for `caller` and say what happened, in the dialect's markup."""
+    match command:
+        case Effort():
+            return await _effort(service, caller, command, dialect)
+        case Cost():
+            return await _cost(service, caller, command, dialect)
+        case Budget():
+            return await _budget(service, caller, command, dialect)
+        case Prompt():
+            return await _prompt(service, caller, command, dialect)
+        case Forget():
+            deleted = await service.store.forget_user(caller.platform, caller.user)
+            return f"Done: deleted {deleted} stored messages of yours."
+        case Help():
+            return help_text(dialect)
+
+
+def _no_workspace(dialect: Dialect) -> str:
+    return f"There is no {dialect.workspace} here; use scope `me`."
+
+
+async def _effort(service: ChatService, caller: Caller, command: Effort, dialect: Dialect) -> str:
+    if command.level is None:
+        current, source = await effort_for(
+            service.store,
+            service.settings,
+            platform=caller.platform,
+            workspace=caller.workspace,
+            channel=caller.channel,
+            user=caller.user,
+        )
+        words = {
+            "user": "your own setting",
+            "channel": "this channel's setting",
+            "workspace": f"this {dialect.workspace}'s setting",
+        }.get(source, "the default")
+        return f"Reasoning effort here: {dialect.bold(current)} (from {words})."
+    if command.scope != "user" and not caller.admin:
+        return admins_only(dialect)
+    if command.scope == "workspace" and not caller.in_workspace:
+        return _no_workspace(dialect)
+    scope_id = {"user": caller.user, "channel": caller.channel, "workspace": caller.workspace}[command.scope]
+    level = None if command.level == RESET else command.level
+    await service.store.set_setting("effort", level, command.scope, caller.platform, scope_id)
+    whose = {"user": "you", "channel": "this channel", "workspace": f"this {dialect.workspace}"}[
+        command.scope
+    ]
+    shown = "back to the default" if level is None else dialect.bold(level)
+    return f"Reasoning effort for {whose} is now {shown}."
+
+
+async def _cost(service: ChatService, caller: Caller, command: Cost, dialect: Dialect) -> str:
+    if command.scope == "workspace" and not caller.in_workspace:
+        return _no_workspace(dialect)
+    return await cost_report(
+        service.store,
+        service.settings,
+        key=caller.place,
+        user=caller.user,
+        scope=command.scope,
+        period=command.period,
+        include_top=caller.admin,
+        label=dialect.mention,
+    )
+
+
+async def _budget(service: ChatService, caller: Caller, command: Budget, dialect: Dialect) -> str:
+    if not caller.in_workspace:
+        return f"Budgets belong to a {dialect.workspace}; use this command in one."
+    if command.kind is not None:
+        if not caller.admin:
+            return admins_only(dialect)
+        if command.amount is None:
+            return "Give an amount, `unlimited` or `default`."
+        amount = None if command.amount.strip().lower() == RESET else command.amount
+        try:
+            await service.store.set_setting(
+                f"{command.kind}_budget_usd", amount, "workspace", caller.platform, caller.workspace
+            )
+        except SettingError as bad:
+            return f"{bad}."
+    limits = await service.budgets.limits(caller.platform, caller.workspace)
+    return (
+        f"Spending limits here: {format_limit(limits.user_daily)} per person per day (resets 00:00 UTC), "
+        f"{format_limit(limits.workspace_monthly)} for the {dialect.workspace} per month."
+    )
+
+
+async def _prompt(service: ChatService, caller: Caller, command: Prompt, dialect: Dialect) -> str:
+    if command.text is not None:
+        if not caller.admin:
+            return admins_only(dialect)
+        text = None if command.text.strip().lower() == RESET else command.text
+        try:
+            await service.store.set_setting("system_prompt", text, "channel", caller.platform, caller.channel)
+        except SettingError as bad:
+            return f"{bad}."
+    prompt, own = await system_prompt_for(
+        service.store, service.settings, platform=caller.platform, channel=caller.channel
+    )
+    whose = "This channel's instructions" if own else "Instructions here (the default)"
+    return f"{whose}:\n{dialect.quote(prompt)}"
