@@ -18,6 +18,7 @@ from core.llm.types import Effort
 EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
@@ -59,7 +60,8 @@ class Settings(BaseSettings):
     price_output_per_m: Decimal = _env("SEEDBOT_PRICE_OUTPUT_PER_M", Decimal("2.60"), ge=0)
 
     # --- storage, retention, budgets ---
-    database_url: str = _env("DATABASE_URL", "sqlite:///seedbot.db")
+    # A PostgreSQL URL carries a password: kept secret so no repr, log line or error message shows it.
+    database_url: SecretStr = _env("DATABASE_URL", SecretStr("sqlite:///seedbot.db"))
     retention_days: int | None = _env("SEEDBOT_RETENTION_DAYS", None, ge=1)
     user_daily_budget_usd: Decimal | None = _env("SEEDBOT_USER_DAILY_BUDGET_USD", None, ge=0)
     workspace_monthly_budget_usd: Decimal | None = _env("SEEDBOT_WORKSPACE_MONTHLY_BUDGET_USD", None, ge=0)
@@ -142,12 +144,18 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path | None:
         """The SQLite file `DATABASE_URL` names, or None for another kind of database."""
-        url = self.database_url
+        url = self.database_url.get_secret_value()
         if url.startswith("sqlite:///"):
             return Path(url.removeprefix("sqlite:///"))
         if "://" not in url:
             return Path(url)
         return None
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL URL `DATABASE_URL` names (password included: never print it), or None."""
+        url = self.database_url.get_secret_value()
+        return url if url.startswith(POSTGRES_SCHEMES) else None
 
     @property
     def slack_configured(self) -> bool:

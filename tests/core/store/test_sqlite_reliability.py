@@ -120,15 +120,15 @@ async def test_a_missing_directory_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_an_unsupported_database_url_is_named(tmp_path: Path) -> None:
-    settings = load_settings(_env_file=None, DATABASE_URL="postgresql://db.internal/seedbot")
-    with pytest.raises(StoreError, match="DATABASE_URL: the 'postgresql' database is not supported yet"):
+    settings = load_settings(_env_file=None, DATABASE_URL="mysql://db.internal/seedbot")
+    with pytest.raises(StoreError, match="DATABASE_URL: the 'mysql' database is not supported; use sqlite"):
         await open_store(settings)
 
 
 async def test_a_process_killed_mid_reply_leaves_a_consistent_database(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path / "killed.db")
     await upgrade(settings)
-    worker = await start_worker(settings.database_url, "writer", "reply")
+    worker = await start_worker(settings.database_url.get_secret_value(), "writer", "reply")
     go(worker)
     await expect_line(worker, "streaming")
     await asyncio.sleep(0.3)  # let it get well into writing; the checks hold wherever it is cut
