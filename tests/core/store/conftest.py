@@ -1,13 +1,12 @@
 """The store contract suite runs once per backend: SQLite, and PostgreSQL (see `tests.postgres`).
 
 Each test gets a fresh, empty database: a new SQLite file, or a new schema in the session's
-PostgreSQL database. A missing PostgreSQL fails the PostgreSQL tests (with a line saying what to do)
-rather than skipping them, so CI cannot pass without it.
+PostgreSQL database (`postgres_url`, from the top-level conftest).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,8 @@ import pytest
 from core.config import Settings, load_settings
 from core.store import open_store
 from core.store.base import Store
-from tests.postgres import PostgresUnavailable, fresh_schema, session_database
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """The URL of this session's PostgreSQL test database."""
-    try:
-        with session_database() as url:
-            yield url
-    except PostgresUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
-
-
-@pytest.fixture
-def postgres_url(postgres_database: str) -> Iterator[str]:
-    """The URL of an empty PostgreSQL schema of its own for one test."""
-    with fresh_schema(postgres_database) as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)
