@@ -144,18 +144,13 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path | None:
         """The SQLite file `DATABASE_URL` names, or None for another kind of database."""
-        url = self.database_url.get_secret_value()
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        if "://" not in url:
-            return Path(url)
-        return None
+        return sqlite_path(self.database_url.get_secret_value())
 
     @property
     def postgres_url(self) -> str | None:
         """The PostgreSQL URL `DATABASE_URL` names (password included: never print it), or None."""
         url = self.database_url.get_secret_value()
-        return url if url.startswith(POSTGRES_SCHEMES) else None
+        return url if is_postgres_url(url) else None
 
     @property
     def slack_configured(self) -> bool:
@@ -166,6 +161,19 @@ class Settings(BaseSettings):
     @property
     def discord_configured(self) -> bool:
         return self.discord_bot_token is not None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file a database URL (or a bare path) names, or None for another kind of database."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if "://" not in url:
+        return Path(url)
+    return None
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
 
 
 def _fields_by_env_name() -> dict[str, tuple[str, Any]]:
