@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH.db")
     copy.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
-    copy.add_argument("--force", action="store_true", help="copy even into a database that holds data")
+    copy.add_argument("--force", action="store_true", help="replace the contents of a target that holds data")
     return parser
 
 

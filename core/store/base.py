@@ -58,6 +58,15 @@ def check_setting_name(name: str) -> None:
         raise SettingError(f"unknown setting {name!r}; known settings: {', '.join(SETTING_NAMES)}")
 
 
+def checked_setting(name: str, value: str | None, scope: str) -> str | None:
+    """What `set_setting(name, value, scope, ...)` stores: the canonical value, or None to clear it.
+    Raises SettingError for a bad name or value, ValueError for an unknown scope (a programming error)."""
+    if scope not in SETTING_SCOPES:
+        raise ValueError(f"unknown setting scope {scope!r}")
+    check_setting_name(name)
+    return None if value is None else normalise_setting(name, value)
+
+
 def normalise_setting(name: str, value: str) -> str:
     """The canonical stored form of `value` for setting `name`, or SettingError saying what is expected."""
     check_setting_name(name)

@@ -12,7 +12,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -20,8 +20,6 @@ import asyncpg
 
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
 from core.store.base import (
-    SETTING_SCOPES,
-    BudgetKind,
     BudgetRefusal,
     LedgerEntry,
     Reservation,
@@ -33,8 +31,7 @@ from core.store.base import (
     UsageGroup,
     UsageGroupBy,
     UsageTotals,
-    check_setting_name,
-    normalise_setting,
+    checked_setting,
     utc_now,
 )
 from core.store.migrations import pending
@@ -44,10 +41,13 @@ from core.store.rows import (
     GROUP_COLUMNS,
     MESSAGE_COLUMNS,
     RESERVATION_TTL,
+    attachment_rows,
     budget_refusal,
     exact_usd,
     is_conversation,
     key_params,
+    message_changes,
+    most_specific,
     normal_usd,
     stored_messages,
     usage_query,
@@ -195,8 +195,6 @@ class PostgresStore:
         try:
             async with self._pool.acquire() as connection, connection.transaction():
                 return await body(connection)
-        except StoreError:
-            raise
         except _DATABASE_ERRORS as error:
             raise StoreError(describe_postgres_error(self._url, error)) from None
 
@@ -277,10 +275,7 @@ class PostgresStore:
                 await db.executemany(
                     "INSERT INTO attachments (message_id, position, kind, mime, size, sha256, name, source)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    [
-                        (message_id, position, a.kind, a.mime, a.size, a.sha256, a.name, a.source)
-                        for position, a in enumerate(attachments)
-                    ],
+                    attachment_rows(message_id, attachments),
                 )
             return message_id
 
@@ -294,8 +289,7 @@ class PostgresStore:
         status: MessageStatus | None = None,
         platform_message_id: str | None = None,
     ) -> bool:
-        changes = {"text": text, "status": status, "platform_message_id": platform_message_id}
-        columns = [(column, value) for column, value in changes.items() if value is not None]
+        columns = message_changes(text, status, platform_message_id)
         assignments = "".join(f"{column} = ${n}, " for n, (column, _) in enumerate(columns, 3))
 
         async def body(db: asyncpg.Connection) -> bool:
@@ -406,10 +400,7 @@ class PostgresStore:
     async def set_setting(
         self, name: str, value: str | None, scope: SettingScope, platform: Platform, scope_id: str
     ) -> None:
-        if scope not in SETTING_SCOPES:
-            raise ValueError(f"unknown setting scope {scope!r}")
-        check_setting_name(name)
-        stored = None if value is None else normalise_setting(name, value)
+        stored = checked_setting(name, value, scope)
 
         async def body(db: asyncpg.Connection) -> None:
             if stored is None:
@@ -465,8 +456,7 @@ class PostgresStore:
             channel,
             workspace,
         )
-        by_scope = {row[0]: row[1] for row in rows}
-        return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
+        return most_specific(rows)
 
     # --- ledger and reports --------------------------------------------------------------------------
 
@@ -527,12 +517,7 @@ class PostgresStore:
                 *key, request.user, today, live_since, today.replace(day=1),
             )  # fmt: skip
             assert row is not None
-            user_spent, user_held, workspace_spent, workspace_held = map(normal_usd, row)
-            checks: tuple[tuple[BudgetKind, Decimal | None, Decimal, Decimal], ...] = (
-                ("user_daily", request.user_daily_limit, user_spent, user_held),
-                ("workspace_monthly", request.workspace_monthly_limit, workspace_spent, workspace_held),
-            )
-            refusal = budget_refusal(amount, checks)
+            refusal = budget_refusal(request, amount, *map(normal_usd, row))
             if refusal is not None:
                 return refusal
             reservation_id = await db.fetchval(

@@ -8,6 +8,50 @@ from __future__ import annotations
 
 from core.store.migrations import migrations
 
+# The roll-up tables and the trigger function that fills them are written out by these helpers, for
+# migrations 1 and 2 alike. Migrations are released text: change a helper only by adding a new one.
+_SUMMED = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "usd")
+
+
+def _rollup_table(table: str, period: str) -> str:
+    return f"""
+    CREATE TABLE {table} (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        {period} DATE NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        reasoning_tokens BIGINT NOT NULL,
+        cached_tokens BIGINT NOT NULL,
+        usd NUMERIC(38, 9) NOT NULL,
+        PRIMARY KEY (platform, workspace, {period}, channel, user_id)
+    )
+    """
+
+
+def _rollup_insert(table: str, period: str, period_of_day: str) -> str:
+    """Add the ledger rows of one statement (`new_rows`) to a roll-up, a group at a time."""
+    key = f"platform, workspace, {period}, channel, user_id"
+    sums = ", ".join(f"SUM({column})" for column in _SUMMED)
+    added = ", ".join(f"{column} = {table}.{column} + excluded.{column}" for column in ("requests", *_SUMMED))
+    return (
+        f"INSERT INTO {table} ({key}, requests, {', '.join(_SUMMED)})"
+        f" SELECT platform, workspace, {period_of_day}, channel, user_id, COUNT(*), {sums}"
+        " FROM new_rows GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+        f" ON CONFLICT ({key}) DO UPDATE SET {added};"
+    )
+
+
+def _rollup_function(*inserts: str) -> str:
+    return (
+        "CREATE OR REPLACE FUNCTION usage_ledger_rollup() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN {' '.join(inserts)} RETURN NULL; END $$"
+    )
+
+
 _INITIAL = (
     """
     CREATE TABLE conversations (
@@ -102,47 +146,13 @@ _INITIAL = (
     "CREATE INDEX usage_ledger_by_user ON usage_ledger (platform, user_id, at)",
     # Reports and budget checks read this daily roll-up, whose size grows with (day, channel, user)
     # combinations rather than with calls; the trigger keeps it exact in the ledger's own transaction.
-    """
-    CREATE TABLE usage_daily (
-        platform TEXT NOT NULL,
-        workspace TEXT NOT NULL,
-        day DATE NOT NULL,
-        channel TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        requests BIGINT NOT NULL,
-        prompt_tokens BIGINT NOT NULL,
-        completion_tokens BIGINT NOT NULL,
-        reasoning_tokens BIGINT NOT NULL,
-        cached_tokens BIGINT NOT NULL,
-        usd NUMERIC(38, 9) NOT NULL,
-        PRIMARY KEY (platform, workspace, day, channel, user_id)
-    )
-    """,
+    _rollup_table("usage_daily", "day"),
     "CREATE INDEX usage_daily_by_user ON usage_daily (platform, workspace, user_id, day)",
     "CREATE INDEX usage_daily_by_channel ON usage_daily (platform, workspace, channel, day)",
     # One statement-level trigger per INSERT (a batch of ledger rows is one statement), adding each
     # group's sums once; groups go in key order so concurrent batches lock roll-up rows in one order
     # and cannot deadlock.
-    """
-    CREATE FUNCTION usage_ledger_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO usage_daily AS d (platform, workspace, day, channel, user_id, requests, prompt_tokens,
-                                      completion_tokens, reasoning_tokens, cached_tokens, usd)
-        SELECT platform, workspace, day, channel, user_id, COUNT(*), SUM(prompt_tokens),
-               SUM(completion_tokens), SUM(reasoning_tokens), SUM(cached_tokens), SUM(usd)
-        FROM new_rows GROUP BY platform, workspace, day, channel, user_id
-        ORDER BY platform, workspace, day, channel, user_id
-        ON CONFLICT (platform, workspace, day, channel, user_id) DO UPDATE SET
-            requests = d.requests + excluded.requests,
-            prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
-            completion_tokens = d.completion_tokens + excluded.completion_tokens,
-            reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
-            cached_tokens = d.cached_tokens + excluded.cached_tokens,
-            usd = d.usd + excluded.usd;
-        RETURN NULL;
-    END
-    $$
-    """,
+    _rollup_function(_rollup_insert("usage_daily", "day", "day")),
     """
     CREATE TRIGGER usage_ledger_rollup AFTER INSERT ON usage_ledger
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION usage_ledger_rollup()
@@ -161,37 +171,9 @@ _INITIAL = (
     " ON budget_reservations (platform, workspace, user_id, created_at)",
 )
 
-_ROLLUP_SUMS = """
-            requests = {table}.requests + excluded.requests,
-            prompt_tokens = {table}.prompt_tokens + excluded.prompt_tokens,
-            completion_tokens = {table}.completion_tokens + excluded.completion_tokens,
-            reasoning_tokens = {table}.reasoning_tokens + excluded.reasoning_tokens,
-            cached_tokens = {table}.cached_tokens + excluded.cached_tokens,
-            usd = {table}.usd + excluded.usd"""
-
-_ROLLUP_SELECT = """
-        SELECT platform, workspace, {period}, channel, user_id, COUNT(*), SUM(prompt_tokens),
-               SUM(completion_tokens), SUM(reasoning_tokens), SUM(cached_tokens), SUM(usd)
-        FROM new_rows GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""
-
 # All-time reports and monthly budgets read a monthly roll-up: its size grows with months, not days.
 _MONTHLY_ROLLUP = (
-    """
-    CREATE TABLE usage_monthly (
-        platform TEXT NOT NULL,
-        workspace TEXT NOT NULL,
-        month DATE NOT NULL,
-        channel TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        requests BIGINT NOT NULL,
-        prompt_tokens BIGINT NOT NULL,
-        completion_tokens BIGINT NOT NULL,
-        reasoning_tokens BIGINT NOT NULL,
-        cached_tokens BIGINT NOT NULL,
-        usd NUMERIC(38, 9) NOT NULL,
-        PRIMARY KEY (platform, workspace, month, channel, user_id)
-    )
-    """,
+    _rollup_table("usage_monthly", "month"),
     "CREATE INDEX usage_monthly_by_user ON usage_monthly (platform, workspace, user_id, month)",
     "CREATE INDEX usage_monthly_by_channel ON usage_monthly (platform, workspace, channel, month)",
     """
@@ -200,23 +182,10 @@ _MONTHLY_ROLLUP = (
            SUM(prompt_tokens), SUM(completion_tokens), SUM(reasoning_tokens), SUM(cached_tokens), SUM(usd)
     FROM usage_daily GROUP BY 1, 2, 3, 4, 5
     """,
-    f"""
-    CREATE OR REPLACE FUNCTION usage_ledger_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO usage_daily (platform, workspace, day, channel, user_id, requests, prompt_tokens,
-                                 completion_tokens, reasoning_tokens, cached_tokens, usd)
-        {_ROLLUP_SELECT.format(period="day")}
-        ON CONFLICT (platform, workspace, day, channel, user_id) DO UPDATE SET
-        {_ROLLUP_SUMS.format(table="usage_daily")};
-        INSERT INTO usage_monthly (platform, workspace, month, channel, user_id, requests, prompt_tokens,
-                                   completion_tokens, reasoning_tokens, cached_tokens, usd)
-        {_ROLLUP_SELECT.format(period="date_trunc('month', day)::date")}
-        ON CONFLICT (platform, workspace, month, channel, user_id) DO UPDATE SET
-        {_ROLLUP_SUMS.format(table="usage_monthly")};
-        RETURN NULL;
-    END
-    $$
-    """,
+    _rollup_function(
+        _rollup_insert("usage_daily", "day", "day"),
+        _rollup_insert("usage_monthly", "month", "date_trunc('month', day)::date"),
+    ),
 )
 
 # A reply too long for one chat message is posted in parts; a reply to any part continues its conversation.

@@ -12,8 +12,17 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from core.models import AttachmentMeta, ConversationKey
-from core.store.base import BudgetKind, BudgetRefusal, StoredMessage, UsageFilter, UsageGroupBy
+from core.models import AttachmentMeta, ConversationKey, MessageStatus
+from core.store.base import (
+    SETTING_SCOPES,
+    BudgetKind,
+    BudgetRefusal,
+    ReservationRequest,
+    SettingScope,
+    StoredMessage,
+    UsageFilter,
+    UsageGroupBy,
+)
 
 NANOS_PER_USD = Decimal(1_000_000_000)
 # A hold older than this belongs to a call whose process died before settling; it stops counting.
@@ -89,6 +98,23 @@ def stored_messages(
     ]
 
 
+def attachment_rows(message_id: int, attachments: Sequence[AttachmentMeta]) -> list[tuple[Any, ...]]:
+    """Parameters for `INSERT INTO attachments (message_id, position, kind, mime, size, sha256, name,
+    source)`, one tuple per attachment, in order."""
+    return [
+        (message_id, position, a.kind, a.mime, a.size, a.sha256, a.name, a.source)
+        for position, a in enumerate(attachments)
+    ]
+
+
+def message_changes(
+    text: str | None, status: MessageStatus | None, platform_message_id: str | None
+) -> list[tuple[str, str]]:
+    """The (column, value) pairs an `update_message` call changes: the arguments that are not None."""
+    changes = {"text": text, "status": status, "platform_message_id": platform_message_id}
+    return [(column, value) for column, value in changes.items() if value is not None]
+
+
 def usage_query(
     where: UsageFilter, since: date | None, placeholder: Placeholder, day: Callable[[date], Any]
 ) -> tuple[str, str, list[Any]]:
@@ -111,12 +137,27 @@ def usage_query(
     return "usage_daily", " AND ".join(clauses), params
 
 
+def most_specific(rows: Iterable[Sequence[str]]) -> tuple[str, SettingScope] | None:
+    """From the (scope, value) rows of one setting, the value of the most specific scope and that scope."""
+    by_scope = {scope: value for scope, value in rows}
+    return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
+
+
 def budget_refusal(
+    request: ReservationRequest,
     amount: Decimal,
-    checks: Iterable[tuple[BudgetKind, Decimal | None, Decimal, Decimal]],
+    user_spent: Decimal,
+    user_held: Decimal,
+    workspace_spent: Decimal,
+    workspace_held: Decimal,
 ) -> BudgetRefusal | None:
-    """The first budget `amount` would take past its limit, given (budget, limit, spent, held) per
-    budget; None when every limit (a None limit is not checked) leaves room for it."""
+    """The first budget that holding `amount` (the request's, rounded as stored) would take past its
+    limit, given what is spent and held today (user) and this month (workspace); None when every limit
+    (a None limit is not checked) leaves room for it."""
+    checks: tuple[tuple[BudgetKind, Decimal | None, Decimal, Decimal], ...] = (
+        ("user_daily", request.user_daily_limit, user_spent, user_held),
+        ("workspace_monthly", request.workspace_monthly_limit, workspace_spent, workspace_held),
+    )
     for budget, limit, spent, held in checks:
         if limit is not None and spent + held + amount > exact_usd(limit):
             return BudgetRefusal(budget, limit, spent, held, amount)

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +20,6 @@ import aiosqlite
 
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
 from core.store.base import (
-    SETTING_SCOPES,
-    BudgetKind,
     BudgetRefusal,
     LedgerEntry,
     Reservation,
@@ -33,8 +31,7 @@ from core.store.base import (
     UsageGroup,
     UsageGroupBy,
     UsageTotals,
-    check_setting_name,
-    normalise_setting,
+    checked_setting,
     utc_now,
 )
 from core.store.migrations import MIGRATIONS, pending
@@ -43,10 +40,13 @@ from core.store.rows import (
     GROUP_COLUMNS,
     MESSAGE_COLUMNS,
     RESERVATION_TTL,
+    attachment_rows,
     budget_refusal,
     from_nanos,
     is_conversation,
     key_params,
+    message_changes,
+    most_specific,
     stored_messages,
     to_nanos,
     usage_query,
@@ -244,10 +244,7 @@ class SqliteStore:
                 await db.executemany(
                     "INSERT INTO attachments (message_id, position, kind, mime, size, sha256, name, source)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (message_id, position, a.kind, a.mime, a.size, a.sha256, a.name, a.source)
-                        for position, a in enumerate(attachments)
-                    ],
+                    attachment_rows(message_id, attachments),
                 )
             return message_id
 
@@ -261,8 +258,7 @@ class SqliteStore:
         status: MessageStatus | None = None,
         platform_message_id: str | None = None,
     ) -> bool:
-        changes = {"text": text, "status": status, "platform_message_id": platform_message_id}
-        columns = [(column, value) for column, value in changes.items() if value is not None]
+        columns = message_changes(text, status, platform_message_id)
         assignments = ", ".join(f"{column} = ?" for column, _ in columns)
         params = [value for _, value in columns]
 
@@ -376,10 +372,7 @@ class SqliteStore:
     async def set_setting(
         self, name: str, value: str | None, scope: SettingScope, platform: Platform, scope_id: str
     ) -> None:
-        if scope not in SETTING_SCOPES:
-            raise ValueError(f"unknown setting scope {scope!r}")
-        check_setting_name(name)
-        stored = None if value is None else normalise_setting(name, value)
+        stored = checked_setting(name, value, scope)
 
         async def body(db: aiosqlite.Connection) -> None:
             if stored is None:
@@ -421,8 +414,7 @@ class SqliteStore:
             " OR (scope = 'workspace' AND scope_id = ?))",
             (name, platform, wanted["user"], wanted["channel"], wanted["workspace"]),
         )
-        by_scope = dict(rows)
-        return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
+        return most_specific(rows)
 
     # --- ledger and reports --------------------------------------------------------------------------
 
@@ -480,12 +472,7 @@ class SqliteStore:
                     *key, live_since,
                 ),
             )  # fmt: skip
-            user_spent, user_held, workspace_spent, workspace_held = map(from_nanos, next(iter(rows)))
-            checks: tuple[tuple[BudgetKind, Decimal | None, Decimal, Decimal], ...] = (
-                ("user_daily", request.user_daily_limit, user_spent, user_held),
-                ("workspace_monthly", request.workspace_monthly_limit, workspace_spent, workspace_held),
-            )
-            refusal = budget_refusal(from_nanos(amount), checks)
+            refusal = budget_refusal(request, from_nanos(amount), *map(from_nanos, next(iter(rows))))
             if refusal is not None:
                 return refusal
             cursor = await db.execute(
