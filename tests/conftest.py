@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,15 @@ def unused_port() -> int:
 def postgres_database() -> Iterator[str]:
     """The URL of this session's PostgreSQL test database. Without PostgreSQL the tests that need it
     fail, with a line saying what to do, rather than skip: CI cannot pass without them."""
-    try:
-        with session_database() as url:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(session_database())
+        except PostgresUnavailable as error:
+            unavailable = str(error)
+        else:
             yield url
-    except PostgresUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+            return
+    pytest.fail(unavailable, pytrace=False)
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ def session_database() -> Iterator[str]:
     """The URL of a database for this test session, created (and dropped after) unless given."""
     given = os.environ.get(ENV)
     if given:
+        execute(given, "SELECT 1")  # unreachable: fail once, here, with the line saying what to do
         yield given
         return
     name = f"seedbot_test_{os.getpid()}"
