@@ -1,22 +1,28 @@
 """Store benchmark: turn appends, context for a long conversation, /cost over a big ledger, budget holds.
 
-    .venv/bin/python bench/bench_store.py [--ledger-rows 1000000]
+    .venv/bin/python bench/bench_store.py [--ledger-rows 1000000] [--postgres-url postgresql://…]
 
-Runs on a fresh SQLite file in a temporary directory and prints its numbers (a couple of minutes at most).
+Runs the same operations on a fresh SQLite file in a temporary directory and on a fresh PostgreSQL
+database (created on 127.0.0.1:5432 and dropped after, unless --postgres-url names an empty one), and
+prints one table with both side by side (a few minutes at most).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+import asyncpg
 
 from core.config import Settings, load_settings
 from core.context import NewTurn, assemble_context
@@ -30,6 +36,9 @@ NOW = datetime.now(UTC)
 YEAR = timedelta(days=365)
 PHOTO = AttachmentMeta("image", "image/jpeg", 345_678, "ab" * 32, "photo.jpg", "F0123")
 ANSWER = "Here is a reasonably long answer with some detail. " * 20
+SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+Row = tuple[str, str]  # (measurement, result)
 
 
 def ms(seconds: float) -> str:
@@ -51,7 +60,7 @@ async def timed(action: Callable[[], Awaitable[object]], runs: int) -> list[floa
     return samples
 
 
-async def bench_appends(store: Store, turns: int) -> None:
+async def bench_appends(store: Store, turns: int) -> list[Row]:
     key = ConversationKey("slack", "T1", "C1", "append")
     messages, whole_turns = [], []
     for n in range(turns):
@@ -65,11 +74,13 @@ async def bench_appends(store: Store, turns: int) -> None:
         done = time.perf_counter()
         messages.append(asked - started)
         whole_turns.append(done - started)
-    print(f"append a message (with 1 attachment): {percentiles(messages)}")
-    print(f"append a turn (prompt, streaming reply, final update): {percentiles(whole_turns)}")
+    return [
+        ("append a message (with 1 attachment)", percentiles(messages)),
+        ("append a turn (prompt, streaming reply, final update)", percentiles(whole_turns)),
+    ]
 
 
-async def bench_context(store: Store, settings: Settings) -> None:
+async def bench_context(store: Store, settings: Settings) -> list[Row]:
     key = ConversationKey("slack", "T1", "C2", "long")
     for n in range(500):
         attachments = [PHOTO] if n % 10 == 0 else []
@@ -85,12 +96,15 @@ async def bench_context(store: Store, settings: Settings) -> None:
 
     history = await store.conversation(key, limit=1000)
     context = assemble_context(history, turn, settings=settings)
-    print(
-        f"context for a 500-turn conversation (1,000 messages, ~{context.estimated_prompt_tokens:,} tokens,"
-        f" {context.used_turns} used): load + assemble {percentiles(await timed(load_and_assemble, 30))}"
-    )
     loading = await timed(lambda: store.conversation(key, 1000), 30)
-    print(f"  of which loading 1,000 messages: {percentiles(loading)}")
+    return [
+        (
+            f"context for a 500-turn conversation (1,000 messages, ~{context.estimated_prompt_tokens:,}"
+            f" tokens, {context.used_turns} used): load + assemble",
+            percentiles(await timed(load_and_assemble, 30)),
+        ),
+        ("  of which loading 1,000 messages", percentiles(loading)),
+    ]
 
 
 def ledger_rows(first: int, count: int, total: int, rng: random.Random) -> list[LedgerEntry]:
@@ -127,7 +141,7 @@ def ledger_rows(first: int, count: int, total: int, rng: random.Random) -> list[
     return rows
 
 
-async def bench_reports(store: Store, settings: Settings, rows: int) -> None:
+async def bench_reports(store: Store, settings: Settings, rows: int) -> list[Row]:
     rng = random.Random(7)
     started = time.perf_counter()
     batch = 20_000
@@ -135,10 +149,12 @@ async def bench_reports(store: Store, settings: Settings, rows: int) -> None:
         recorded = await store.record_usage(*ledger_rows(offset, min(batch, rows - offset), rows, rng))
         assert recorded == min(batch, rows - offset)
     loaded = time.perf_counter() - started
-    print(
-        f"ledger: recorded {rows:,} rows in {loaded:.1f} s"
-        f" ({rows / loaded:,.0f} rows/s, batches of {batch:,})"
-    )
+    results = [
+        (
+            f"ledger: record {rows:,} rows in batches of {batch:,}",
+            f"{loaded:.1f} s ({rows / loaded:,.0f} rows/s)",
+        )
+    ]
     key = ConversationKey("slack", "T1", "C01", "")
     checks: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         (
@@ -158,12 +174,12 @@ async def bench_reports(store: Store, settings: Settings, rows: int) -> None:
         ("totals, whole platform, all time", lambda: store.usage_totals(UsageFilter("slack"))),
         ("top workspaces, all time", lambda: store.usage_breakdown(UsageFilter("slack"), "workspace")),
     ]
-    print(f"/cost reports over the {rows:,}-row ledger (goal: under 100 ms):")
     for label, check in checks:
-        print(f"  {label}: {percentiles(await timed(check, 20))}")
+        results.append((f"{label}, {rows:,}-row ledger (goal < 100 ms)", percentiles(await timed(check, 20))))
+    return results
 
 
-async def bench_reservations(store: Store, settings: Settings, concurrency: int, per_task: int) -> None:
+async def bench_reservations(store: Store, settings: Settings, concurrency: int, per_task: int) -> list[Row]:
     policy = BudgetPolicy(settings, store)
     worst = worst_case_cost(settings, 20_000)
     latencies: list[float] = []
@@ -188,33 +204,84 @@ async def bench_reservations(store: Store, settings: Settings, concurrency: int,
     await asyncio.gather(*(client(task) for task in range(concurrency)))
     elapsed = time.perf_counter() - started
     total = concurrency * per_task
-    print(
-        f"budget holds, {concurrency} concurrent requests: {total / elapsed:,.0f} reserve+settle/s"
-        f" ({total:,} in {elapsed:.1f} s, {granted:,} granted); reserve latency {percentiles(latencies)}"
+    return [
+        (
+            f"budget holds, {concurrency} concurrent requests ({total:,} reserve + settle)",
+            f"{total / elapsed:,.0f}/s ({granted:,} granted)",
+        ),
+        ("  reserve latency", percentiles(latencies)),
+    ]
+
+
+async def run_all(url: str, ledger: int) -> list[Row]:
+    settings = load_settings(
+        _env_file=None,
+        DATABASE_URL=url,
+        SEEDBOT_USER_DAILY_BUDGET_USD="1000",
+        SEEDBOT_WORKSPACE_MONTHLY_BUDGET_USD="100000",
     )
+    store = await open_store(settings)
+    try:
+        return [
+            *await bench_appends(store, 2_000),
+            *await bench_context(store, settings),
+            *await bench_reports(store, settings, ledger),
+            *await bench_reservations(store, settings, concurrency=200, per_task=20),
+        ]
+    finally:
+        await store.close()
 
 
-async def main(ledger: int) -> None:
+@asynccontextmanager
+async def postgres_database(given: str | None) -> AsyncIterator[str]:
+    """`given`, or a database created for this run and dropped after."""
+    if given:
+        yield given
+        return
+    name = f"seedbot_bench_{os.getpid()}"
+    server = await asyncpg.connect(SERVER_URL)
+    try:
+        await server.execute(f"CREATE DATABASE {name}")
+        try:
+            yield SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            await server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await server.close()
+
+
+async def postgres_size(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval("SELECT pg_database_size(current_database())")
+    finally:
+        await connection.close()
+
+
+def table(results: dict[str, list[Row]]) -> str:
+    backends = list(results)
+    labels = [label for label, _ in results[backends[0]]]
+    by_backend = {backend: dict(rows) for backend, rows in results.items()}
+    lines = [f"| measurement | {' | '.join(backends)} |", "|---" * (len(backends) + 1) + "|"]
+    lines += [f"| {label} | {' | '.join(by_backend[b][label] for b in backends)} |" for label in labels]
+    return "\n".join(lines)
+
+
+async def main(ledger: int, postgres_url: str | None) -> None:
+    results: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "bench.db"
-        settings = load_settings(
-            _env_file=None,
-            DATABASE_URL=f"sqlite:///{path}",
-            SEEDBOT_USER_DAILY_BUDGET_USD="1000",
-            SEEDBOT_WORKSPACE_MONTHLY_BUDGET_USD="100000",
-        )
-        store = await open_store(settings)
-        try:
-            await bench_appends(store, 2_000)
-            await bench_context(store, settings)
-            await bench_reports(store, settings, ledger)
-            await bench_reservations(store, settings, concurrency=200, per_task=20)
-        finally:
-            await store.close()
-        print(f"database size: {path.stat().st_size / 1e6:,.0f} MB")
+        results["SQLite (WAL)"] = await run_all(f"sqlite:///{path}", ledger)
+        results["SQLite (WAL)"].append(("database size", f"{path.stat().st_size / 1e6:,.0f} MB"))
+    async with postgres_database(postgres_url) as url:
+        results["PostgreSQL 15"] = await run_all(url, ledger)
+        results["PostgreSQL 15"].append(("database size", f"{await postgres_size(url) / 1e6:,.0f} MB"))
+    print(table(results))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ledger-rows", type=int, default=1_000_000)
-    asyncio.run(main(parser.parse_args().ledger_rows))
+    parser.add_argument("--postgres-url", help="an empty PostgreSQL database (default: create one)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.ledger_rows, arguments.postgres_url))

@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    copy = db_commands.add_parser(
+        "copy", help="copy a SQLite database into PostgreSQL, then verify row counts and ledger sums"
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH.db")
+    copy.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
+    copy.add_argument("--force", action="store_true", help="replace the contents of a target that holds data")
     return parser
 
 
@@ -52,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run" and not set(args.platforms) <= {"slack", "discord"}:
         parser.error(f"run: unknown platform in {' '.join(args.platforms)!r}; choose slack or discord")
+    if args.command == "db" and args.db_command == "copy":
+        # Both databases are named on the command line; the settings play no part.
+        from bots.db_copy import db_copy
+
+        return db_copy(parser, args.source, args.target, force=args.force)
     if args.command == "doctor":
         from bots.doctor import doctor
 

@@ -24,6 +24,7 @@ from core.llm import errors
 from core.llm.client import ChatClient
 from core.llm.types import ChatRequest, UserMessage
 from core.store import StoreError, open_store
+from core.store.postgres import redacted_url
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 
@@ -101,7 +102,9 @@ async def _database(settings: Settings) -> list[Check]:
             await store.close()
     except StoreError as error:
         return [Check("database", "fail", str(error), "fix the file named, or point DATABASE_URL elsewhere")]
-    return [Check("database", "ok", f"{path}, schema version {version}")]
+    # A PostgreSQL URL is shown without its password.
+    where = path if path is not None else redacted_url(settings.database_url.get_secret_value())
+    return [Check("database", "ok", f"{where}, schema version {version}")]
 
 
 def _new_database(path: Path) -> Check:

@@ -18,6 +18,7 @@ from core.llm.types import Effort
 EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
@@ -59,7 +60,8 @@ class Settings(BaseSettings):
     price_output_per_m: Decimal = _env("SEEDBOT_PRICE_OUTPUT_PER_M", Decimal("2.60"), ge=0)
 
     # --- storage, retention, budgets ---
-    database_url: str = _env("DATABASE_URL", "sqlite:///seedbot.db")
+    # A PostgreSQL URL carries a password: kept secret so no repr, log line or error message shows it.
+    database_url: SecretStr = _env("DATABASE_URL", SecretStr("sqlite:///seedbot.db"))
     retention_days: int | None = _env("SEEDBOT_RETENTION_DAYS", None, ge=1)
     user_daily_budget_usd: Decimal | None = _env("SEEDBOT_USER_DAILY_BUDGET_USD", None, ge=0)
     workspace_monthly_budget_usd: Decimal | None = _env("SEEDBOT_WORKSPACE_MONTHLY_BUDGET_USD", None, ge=0)
@@ -142,12 +144,13 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path | None:
         """The SQLite file `DATABASE_URL` names, or None for another kind of database."""
-        url = self.database_url
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        if "://" not in url:
-            return Path(url)
-        return None
+        return sqlite_path(self.database_url.get_secret_value())
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL URL `DATABASE_URL` names (password included: never print it), or None."""
+        url = self.database_url.get_secret_value()
+        return url if is_postgres_url(url) else None
 
     @property
     def slack_configured(self) -> bool:
@@ -158,6 +161,19 @@ class Settings(BaseSettings):
     @property
     def discord_configured(self) -> bool:
         return self.discord_bot_token is not None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file a database URL (or a bare path) names, or None for another kind of database."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if "://" not in url:
+        return Path(url)
+    return None
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
 
 
 def _fields_by_env_name() -> dict[str, tuple[str, Any]]:

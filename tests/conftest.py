@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from core.config import Settings
 from tests.fakes.model_server import API_KEY, FakeModelServer
+from tests.postgres import PostgresUnavailable, fresh_schema, session_database
 
 
 @pytest.fixture
@@ -46,3 +48,25 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The URL of this session's PostgreSQL test database. Without PostgreSQL the tests that need it
+    fail, with a line saying what to do, rather than skip: CI cannot pass without them."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(session_database())
+        except PostgresUnavailable as error:
+            unavailable = str(error)
+        else:
+            yield url
+            return
+    pytest.fail(unavailable, pytrace=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """The URL of an empty PostgreSQL schema of its own for one test."""
+    with fresh_schema(postgres_database) as url:
+        yield url

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from core.config import Settings
 from core.store.base import Store, StoreError, utc_now
+from core.store.postgres import PostgresStore
 from core.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, SqliteStore
 
 # Platforms redeliver an unacknowledged event within minutes; a week of ids is a wide margin.
@@ -16,14 +17,19 @@ EVENT_MEMORY = timedelta(days=7)
 
 
 async def open_store(settings: Settings, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Store:
-    """Open the database DATABASE_URL names and bring its schema up to date, or raise StoreError."""
+    """Open the database DATABASE_URL names and bring its schema up to date, or raise StoreError.
+    `busy_timeout_s` is how long SQLite waits for another process's lock."""
     path = settings.sqlite_path
-    if path is None:
-        scheme = settings.database_url.split("://", 1)[0]
-        raise StoreError(
-            f"DATABASE_URL: the {scheme!r} database is not supported yet; use sqlite:///path/to/file.db"
-        )
-    return await SqliteStore.open(path, busy_timeout_s=busy_timeout_s)
+    if path is not None:
+        return await SqliteStore.open(path, busy_timeout_s=busy_timeout_s)
+    url = settings.postgres_url
+    if url is not None:
+        return await PostgresStore.open(url)
+    scheme = settings.database_url.get_secret_value().split("://", 1)[0]
+    raise StoreError(
+        f"DATABASE_URL: the {scheme!r} database is not supported;"
+        " use sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
+    )
 
 
 async def upgrade(settings: Settings) -> int:

@@ -1,7 +1,7 @@
 """The store: everything the core keeps between restarts, behind one narrow async interface.
 
-`Store` is what services may ask; a backend (SQLite today, PostgreSQL later) implements all of it and
-passes the contract suite in `tests/core/store/`. Conventions every backend keeps:
+`Store` is what services may ask; a backend (SQLite or PostgreSQL) implements all of it and passes the
+contract suite in `tests/core/store/`. Conventions every backend keeps:
 
 - Times are timezone-aware UTC `datetime`s; "today" and "this month" are UTC calendar days/months.
 - Money is `Decimal` US dollars, stored exactly to the nano-dollar.
@@ -56,6 +56,15 @@ class SettingError(ValueError):
 def check_setting_name(name: str) -> None:
     if name not in SETTING_NAMES:
         raise SettingError(f"unknown setting {name!r}; known settings: {', '.join(SETTING_NAMES)}")
+
+
+def checked_setting(name: str, value: str | None, scope: str) -> str | None:
+    """What `set_setting(name, value, scope, ...)` stores: the canonical value, or None to clear it.
+    Raises SettingError for a bad name or value, ValueError for an unknown scope (a programming error)."""
+    if scope not in SETTING_SCOPES:
+        raise ValueError(f"unknown setting scope {scope!r}")
+    check_setting_name(name)
+    return None if value is None else normalise_setting(name, value)
 
 
 def normalise_setting(name: str, value: str) -> str:
@@ -212,8 +221,10 @@ class Store(Protocol):
         attachments: Sequence[AttachmentMeta] = (),
         status: MessageStatus = "complete",
         at: datetime | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Append a message (and its attachment metadata) to the conversation `key`; returns its id."""
+        """Append a message (and its attachment metadata) to the conversation `key`; returns its id.
+        `owner` names the bot instance writing a streaming reply (see `recover_streaming`)."""
         ...
 
     async def update_message(
@@ -245,10 +256,31 @@ class Store(Protocol):
         id or the id of any of its parts."""
         ...
 
-    async def recover_streaming(self) -> list[StoredMessage]:
-        """Mark replies left `streaming` by a crash as `interrupted` and return them (already updated), so
-        the adapters can fix the visible messages. Call once at start-up, before taking new work; it
-        cannot tell a crashed process from a live one, so only one bot instance may use a database."""
+    async def recover_streaming(self, self_instance: str | None = None) -> list[StoredMessage]:
+        """Mark replies left `streaming` by a dead instance as `interrupted` and return them (already
+        updated), so the adapters can fix the visible messages. Call once at start-up, before taking new
+        work.
+
+        A reply is taken over when its owner has no live lease (see `heartbeat`), when it has no owner
+        (written by a seedbot that did not record owners, or by a single instance that does not keep
+        leases), or when its owner is `self_instance`: an instance restarting under the same id is that
+        owner's successor, even if the dead predecessor's lease has not run out yet. Replies of other
+        live instances are left alone. With no leases at all (one instance, the default) every reply
+        left streaming is taken over."""
+        ...
+
+    # --- instance leases -----------------------------------------------------------------------------
+
+    async def heartbeat(self, instance_id: str, ttl_s: float) -> None:
+        """Take or renew the lease of a running instance, live for `ttl_s` seconds from now."""
+        ...
+
+    async def live_instances(self) -> list[str]:
+        """The ids of instances whose lease has not expired, sorted."""
+        ...
+
+    async def release_instance(self, instance_id: str) -> None:
+        """Give up an instance's lease (a clean shutdown), so others need not wait for it to expire."""
         ...
 
     # --- settings by scope ---------------------------------------------------------------------------

@@ -1,13 +1,27 @@
-"""The SQLite schema, as versioned forward-only migrations.
+"""The schema, as versioned forward-only migrations: the version list every backend shares, and SQLite's.
 
-A database at `PRAGMA user_version` N gets every migration above N applied, in order, in one
-transaction. Never edit a released migration: add the next one. Statements are listed one by one
-because `executescript` would commit the enclosing transaction.
+Each backend has its own statements for the same numbered steps (PostgreSQL's are in
+`core.store.postgres_migrations`), so `schema_version()` means the same on both. A database at version
+N gets every migration above N applied, in order, in one transaction. Never edit a released migration:
+add the next one, to every backend. SQLite's statements are listed one by one because `executescript`
+would commit the enclosing transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from core.store.base import StoreError
+
+# The one list of schema versions; a backend supplies statements for each of them.
+VERSIONS: Mapping[int, str] = {
+    1: "initial schema",
+    2: "monthly usage roll-up",
+    3: "every platform message of a multi-part reply",
+    4: "owner instance of a streaming reply, and instance leases",
+}
+LATEST_VERSION = max(VERSIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +29,23 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+
+
+def migrations(statements: Mapping[int, tuple[str, ...]]) -> tuple[Migration, ...]:
+    """A backend's migrations, checked to cover exactly the shared versions."""
+    if sorted(statements) != sorted(VERSIONS):
+        raise AssertionError(f"migrations for versions {sorted(statements)}, expected {sorted(VERSIONS)}")
+    return tuple(Migration(version, VERSIONS[version], statements[version]) for version in sorted(VERSIONS))
+
+
+def pending(all_migrations: Sequence[Migration], version: int, database: str) -> list[Migration]:
+    """The migrations a database at `version` still needs, or StoreError if a newer seedbot made it."""
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"database {database} has schema version {version}, newer than this seedbot knows "
+            f"({LATEST_VERSION}); upgrade seedbot"
+        )
+    return [migration for migration in all_migrations if migration.version > version]
 
 
 _INITIAL = (
@@ -222,9 +253,16 @@ _MESSAGE_PARTS = (
     "CREATE INDEX message_parts_by_platform_id ON message_parts (platform_message_id)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", _INITIAL),
-    Migration(2, "monthly usage roll-up", _MONTHLY_ROLLUP),
-    Migration(3, "every platform message of a multi-part reply", _MESSAGE_PARTS),
+# Several bot instances may share a database: a streaming reply names the instance writing it, and each
+# live instance keeps a lease, so a starting instance takes over only the replies of dead ones.
+_INSTANCES = (
+    "ALTER TABLE messages ADD COLUMN owner TEXT",
+    """
+    CREATE TABLE instance_leases (
+        instance_id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
 )
-LATEST_VERSION = MIGRATIONS[-1].version
+
+MIGRATIONS = migrations({1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES})

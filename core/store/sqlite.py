@@ -11,8 +11,8 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +20,6 @@ import aiosqlite
 
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
 from core.store.base import (
-    SETTING_SCOPES,
-    BudgetKind,
     BudgetRefusal,
     LedgerEntry,
     Reservation,
@@ -33,45 +31,50 @@ from core.store.base import (
     UsageGroup,
     UsageGroupBy,
     UsageTotals,
-    check_setting_name,
-    normalise_setting,
+    checked_setting,
     utc_now,
 )
-from core.store.migrations import LATEST_VERSION, MIGRATIONS
+from core.store.migrations import MIGRATIONS, pending
+from core.store.rows import (
+    ATTACHMENT_COLUMNS,
+    GROUP_COLUMNS,
+    MESSAGE_COLUMNS,
+    RESERVATION_TTL,
+    attachment_rows,
+    budget_refusal,
+    from_nanos,
+    is_conversation,
+    key_params,
+    message_changes,
+    most_specific,
+    stored_messages,
+    to_nanos,
+    usage_query,
+    utc_day,
+)
 
 T = TypeVar("T")
 
-NANOS_PER_USD = Decimal(1_000_000_000)
-# A hold older than this belongs to a call whose process died before settling; it stops counting.
-RESERVATION_TTL = timedelta(hours=1)
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 
-_MESSAGE_COLUMNS = (
-    "m.id, c.platform, c.workspace, c.channel, c.thread, m.role, m.author_id, m.author_name, m.text,"
-    " m.status, m.platform_message_id, m.created_at"
-)
-_IS_CONVERSATION = "c.platform = ? AND c.workspace = ? AND c.channel = ? AND c.thread = ?"
+
+def _question_mark(_: int) -> str:
+    return "?"
+
+
+_IS_CONVERSATION = is_conversation(_question_mark)
 _TOTAL_COLUMNS = (
     "COALESCE(SUM(requests), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
     " COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usd_nanos), 0)"
 )
-_GROUP_COLUMNS: dict[UsageGroupBy, str] = {"user": "user_id", "channel": "channel", "workspace": "workspace"}
-
-
-def _nanos(usd: Decimal, rounding: str = ROUND_HALF_EVEN) -> int:
-    return int((usd * NANOS_PER_USD).to_integral_value(rounding))
-
-
-def _usd(nanos: int) -> Decimal:
-    return (Decimal(nanos) / NANOS_PER_USD).normalize() if nanos else Decimal(0)
 
 
 def _epoch(at: datetime | None) -> float:
     return (at or utc_now()).timestamp()
 
 
-def _day(at: datetime) -> str:
-    return at.astimezone(UTC).date().isoformat()
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def describe_sqlite_error(path: Path, error: sqlite3.Error, busy_timeout_s: float) -> str:
@@ -205,6 +208,7 @@ class SqliteStore:
         attachments: Sequence[AttachmentMeta] = (),
         status: MessageStatus = "complete",
         at: datetime | None = None,
+        owner: str | None = None,
     ) -> int:
         created = _epoch(at)
 
@@ -215,12 +219,12 @@ class SqliteStore:
                 " ON CONFLICT (platform, workspace, channel, thread)"
                 " DO UPDATE SET updated_at = excluded.updated_at"
                 " RETURNING id",
-                (*_key_params(key), created, created),
+                (*key_params(key), created, created),
             )
             conversation_id = next(iter(rows))[0]
             cursor = await db.execute(
                 "INSERT INTO messages (conversation_id, role, author_id, author_name, text, status,"
-                " platform_message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " platform_message_id, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     role,
@@ -229,6 +233,7 @@ class SqliteStore:
                     text,
                     status,
                     platform_message_id,
+                    owner,
                     created,
                     created,
                 ),
@@ -239,10 +244,7 @@ class SqliteStore:
                 await db.executemany(
                     "INSERT INTO attachments (message_id, position, kind, mime, size, sha256, name, source)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (message_id, position, a.kind, a.mime, a.size, a.sha256, a.name, a.source)
-                        for position, a in enumerate(attachments)
-                    ],
+                    attachment_rows(message_id, attachments),
                 )
             return message_id
 
@@ -256,8 +258,7 @@ class SqliteStore:
         status: MessageStatus | None = None,
         platform_message_id: str | None = None,
     ) -> bool:
-        changes = {"text": text, "status": status, "platform_message_id": platform_message_id}
-        columns = [(column, value) for column, value in changes.items() if value is not None]
+        columns = message_changes(text, status, platform_message_id)
         assignments = ", ".join(f"{column} = ?" for column, _ in columns)
         params = [value for _, value in columns]
 
@@ -281,9 +282,9 @@ class SqliteStore:
 
     async def conversation(self, key: ConversationKey, limit: int = 200) -> list[StoredMessage]:
         rows = await self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+            f"SELECT {MESSAGE_COLUMNS} FROM conversations c JOIN messages m ON m.conversation_id = c.id"
             f" WHERE {_IS_CONVERSATION} ORDER BY m.id DESC LIMIT ?",
-            (*_key_params(key), max(limit, 0)),
+            (*key_params(key), max(limit, 0)),
         )
         return await self._messages(reversed(rows))
 
@@ -291,7 +292,7 @@ class SqliteStore:
         rows = await self._read(
             f"SELECT 1 FROM conversations c WHERE {_IS_CONVERSATION}"
             " AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)",
-            _key_params(key),
+            key_params(key),
         )
         return bool(rows)
 
@@ -299,7 +300,7 @@ class SqliteStore:
         self, platform: Platform, platform_message_id: str
     ) -> StoredMessage | None:
         rows = await self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
             " WHERE c.platform = ? AND (m.platform_message_id = ? OR m.id IN"
             " (SELECT message_id FROM message_parts WHERE platform_message_id = ?))"
             " ORDER BY m.id DESC LIMIT 1",
@@ -308,12 +309,15 @@ class SqliteStore:
         found = await self._messages(rows)
         return found[0] if found else None
 
-    async def recover_streaming(self) -> list[StoredMessage]:
+    async def recover_streaming(self, self_instance: str | None = None) -> list[StoredMessage]:
         async def body(db: aiosqlite.Connection) -> list[int]:
+            now = utc_now().timestamp()
             rows = await db.execute_fetchall(
-                "UPDATE messages SET status = 'interrupted', updated_at = ?"
-                " WHERE status = 'streaming' RETURNING id",
-                (utc_now().timestamp(),),
+                "UPDATE messages SET status = 'interrupted', updated_at = :now"
+                " WHERE status = 'streaming' AND (owner IS NULL OR owner = :self OR NOT EXISTS"
+                "  (SELECT 1 FROM instance_leases l WHERE l.instance_id = owner AND l.expires_at > :now))"
+                " RETURNING id",
+                {"now": now, "self": self_instance},
             )
             return [row[0] for row in rows]
 
@@ -321,7 +325,7 @@ class SqliteStore:
         if not ids:
             return []
         rows = await self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
             " WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id",
             (json.dumps(ids),),
         )
@@ -332,40 +336,43 @@ class SqliteStore:
         if not rows:
             return []
         attachment_rows = await self._read(
-            "SELECT message_id, kind, mime, size, sha256, name, source FROM attachments"
+            f"SELECT {ATTACHMENT_COLUMNS} FROM attachments"
             " WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, position",
             (json.dumps([row[0] for row in rows]),),
         )
-        attachments: dict[int, list[AttachmentMeta]] = {}
-        for message_id, kind, mime, size, sha256, name, source in attachment_rows:
-            attachments.setdefault(message_id, []).append(
-                AttachmentMeta(kind, mime, size, sha256, name, source)
+        return stored_messages(rows, attachment_rows, _from_epoch)
+
+    # --- instance leases -----------------------------------------------------------------------------
+
+    async def heartbeat(self, instance_id: str, ttl_s: float) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO instance_leases (instance_id, expires_at) VALUES (?, ?)"
+                " ON CONFLICT (instance_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (instance_id, utc_now().timestamp() + ttl_s),
             )
-        return [
-            StoredMessage(
-                id=row[0],
-                key=ConversationKey(row[1], row[2], row[3], row[4]),
-                role=row[5],
-                author_id=row[6],
-                author_name=row[7],
-                text=row[8],
-                status=row[9],
-                platform_message_id=row[10],
-                attachments=tuple(attachments.get(row[0], ())),
-                created_at=datetime.fromtimestamp(row[11], UTC),
-            )
-            for row in rows
-        ]
+
+        await self._write(body)
+
+    async def live_instances(self) -> list[str]:
+        rows = await self._read(
+            "SELECT instance_id FROM instance_leases WHERE expires_at > ? ORDER BY instance_id",
+            (utc_now().timestamp(),),
+        )
+        return [row[0] for row in rows]
+
+    async def release_instance(self, instance_id: str) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM instance_leases WHERE instance_id = ?", (instance_id,))
+
+        await self._write(body)
 
     # --- settings ------------------------------------------------------------------------------------
 
     async def set_setting(
         self, name: str, value: str | None, scope: SettingScope, platform: Platform, scope_id: str
     ) -> None:
-        if scope not in SETTING_SCOPES:
-            raise ValueError(f"unknown setting scope {scope!r}")
-        check_setting_name(name)
-        stored = None if value is None else normalise_setting(name, value)
+        stored = checked_setting(name, value, scope)
 
         async def body(db: aiosqlite.Connection) -> None:
             if stored is None:
@@ -407,8 +414,7 @@ class SqliteStore:
             " OR (scope = 'workspace' AND scope_id = ?))",
             (name, platform, wanted["user"], wanted["channel"], wanted["workspace"]),
         )
-        by_scope = dict(rows)
-        return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
+        return most_specific(rows)
 
     # --- ledger and reports --------------------------------------------------------------------------
 
@@ -422,15 +428,15 @@ class SqliteStore:
         return await self._write(body)
 
     async def usage_totals(self, where: UsageFilter, since: date | None = None) -> UsageTotals:
-        table, condition, params = _usage_query(where, since)
+        table, condition, params = usage_query(where, since, _question_mark, date.isoformat)
         rows = await self._read(f"SELECT {_TOTAL_COLUMNS} FROM {table} WHERE {condition}", params)
         return _totals(rows[0])
 
     async def usage_breakdown(
         self, where: UsageFilter, by: UsageGroupBy, since: date | None = None, limit: int = 10
     ) -> list[UsageGroup]:
-        column = _GROUP_COLUMNS[by]
-        table, condition, params = _usage_query(where, since)
+        column = GROUP_COLUMNS[by]
+        table, condition, params = usage_query(where, since, _question_mark, date.isoformat)
         rows = await self._read(
             f"SELECT {column}, {_TOTAL_COLUMNS} FROM {table} WHERE {condition} GROUP BY {column}"
             f" ORDER BY SUM(usd_nanos) DESC, SUM(requests) DESC, {column} LIMIT ?",
@@ -441,7 +447,7 @@ class SqliteStore:
     # --- budgets -------------------------------------------------------------------------------------
 
     async def reserve_budget(self, request: ReservationRequest) -> Reservation | BudgetRefusal:
-        amount = _nanos(request.amount, ROUND_CEILING)
+        amount = to_nanos(request.amount, ROUND_CEILING)
         today = request.at.astimezone(UTC).date()
         month = today.isoformat()[:7]
         live_since = (request.at - RESERVATION_TTL).timestamp()
@@ -466,21 +472,16 @@ class SqliteStore:
                     *key, live_since,
                 ),
             )  # fmt: skip
-            user_spent, user_held, workspace_spent, workspace_held = next(iter(rows))
-            checks: tuple[tuple[BudgetKind, Decimal | None, int, int], ...] = (
-                ("user_daily", request.user_daily_limit, user_spent, user_held),
-                ("workspace_monthly", request.workspace_monthly_limit, workspace_spent, workspace_held),
-            )
-            for budget, limit, spent, held in checks:
-                if limit is not None and spent + held + amount > _nanos(limit):
-                    return BudgetRefusal(budget, limit, _usd(spent), _usd(held), _usd(amount))
+            refusal = budget_refusal(request, from_nanos(amount), *map(from_nanos, next(iter(rows))))
+            if refusal is not None:
+                return refusal
             cursor = await db.execute(
                 "INSERT INTO budget_reservations (platform, workspace, user_id, amount_nanos, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (*key, request.user, amount, request.at.timestamp()),
             )
             assert cursor.lastrowid is not None
-            return Reservation(cursor.lastrowid, _usd(amount))
+            return Reservation(cursor.lastrowid, from_nanos(amount))
 
         return await self._write(body)
 
@@ -511,9 +512,9 @@ class SqliteStore:
             cursor = await db.execute(
                 "DELETE FROM messages WHERE conversation_id IN"
                 f" (SELECT id FROM conversations c WHERE {_IS_CONVERSATION})",
-                _key_params(key),
+                key_params(key),
             )
-            await db.execute(f"DELETE FROM conversations AS c WHERE {_IS_CONVERSATION}", _key_params(key))
+            await db.execute(f"DELETE FROM conversations AS c WHERE {_IS_CONVERSATION}", key_params(key))
             return cursor.rowcount
 
         return await self._write(body)
@@ -570,16 +571,10 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
     await db.execute("BEGIN IMMEDIATE")
     try:
         version = next(iter(await db.execute_fetchall("PRAGMA user_version")))[0]
-        if version > LATEST_VERSION:
-            raise StoreError(
-                f"database {path} has schema version {version}, newer than this seedbot knows "
-                f"({LATEST_VERSION}); upgrade seedbot"
-            )
-        for migration in MIGRATIONS:
-            if migration.version > version:
-                for statement in migration.statements:
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {migration.version}")
+        for migration in pending(MIGRATIONS, version, str(path)):
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {migration.version}")
         await db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -595,9 +590,10 @@ async def _insert_ledger(db: aiosqlite.Connection, entries: Sequence[LedgerEntry
         " ON CONFLICT (request_id) DO NOTHING",
         [
             (
-                e.request_id, e.at.timestamp(), _day(e.at), e.platform, e.workspace, e.channel, e.user,
-                e.model, e.effort, e.prompt_tokens, e.completion_tokens, e.reasoning_tokens, e.cached_tokens,
-                _nanos(e.usd), e.cost_source, e.ttft_s, e.latency_s, e.outcome,
+                e.request_id, e.at.timestamp(), utc_day(e.at).isoformat(), e.platform, e.workspace,
+                e.channel, e.user, e.model, e.effort, e.prompt_tokens, e.completion_tokens,
+                e.reasoning_tokens, e.cached_tokens, to_nanos(e.usd), e.cost_source, e.ttft_s, e.latency_s,
+                e.outcome,
             )
             for e in entries
         ],
@@ -606,29 +602,6 @@ async def _insert_ledger(db: aiosqlite.Connection, entries: Sequence[LedgerEntry
     return cursor.rowcount
 
 
-def _key_params(key: ConversationKey) -> tuple[str, str, str, str]:
-    return (key.platform, key.workspace, key.channel, key.thread)
-
-
-def _usage_query(where: UsageFilter, since: date | None) -> tuple[str, str, list[Any]]:
-    """The roll-up table to read (monthly for all time, daily for a period) and its WHERE clause."""
-    clauses = ["platform = ?"]
-    params: list[Any] = [where.platform]
-    for column, value in (
-        ("workspace", where.workspace),
-        ("channel", where.channel),
-        ("user_id", where.user),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since is None:
-        return "usage_monthly", " AND ".join(clauses), params
-    clauses.append("day >= ?")
-    params.append(since.isoformat())
-    return "usage_daily", " AND ".join(clauses), params
-
-
 def _totals(row: Sequence[int]) -> UsageTotals:
     requests, prompt, completion, reasoning, cached, nanos = row
-    return UsageTotals(requests, prompt, completion, reasoning, cached, _usd(nanos))
+    return UsageTotals(requests, prompt, completion, reasoning, cached, from_nanos(nanos))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from core.store.migrations import LATEST_VERSION
 from tests.fakes.model_server import API_KEY
 from tests.process import REPO, SEEDBOT, seedbot_environment
 from tests.service.fake_platforms import DISCORD_TOKEN, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakePlatforms
@@ -53,3 +54,24 @@ async def test_db_upgrade_reports_the_schema_version_and_a_corrupt_file_clearly(
     code, out = await seedbot("db", "upgrade", env=seedbot_environment(model_server, tmp_path / "corrupt.db"))
     assert code == 3
     assert "Traceback" not in out and "corrupt.db" in out
+
+
+async def test_db_upgrade_and_doctor_on_postgresql_never_show_the_password(
+    model_server, tmp_path: Path, postgres_url: str, unused_port: int
+):
+    password = "pg-secret-in-the-url"
+    with_password = postgres_url.replace("postgres@", f"postgres:{password}@")
+    env = seedbot_environment(model_server, tmp_path / "unused.db", DATABASE_URL=with_password)
+    code, out = await seedbot("db", "upgrade", env=env)
+    assert (code, out) == (0, f"database is at schema version {LATEST_VERSION}\n")
+    code, table = await seedbot("doctor", env=env)
+    assert f"{postgres_url.split('?')[0]}, schema version {LATEST_VERSION}" in table
+    assert password not in table
+
+    env["DATABASE_URL"] = f"postgresql://bot:{password}@127.0.0.1:{unused_port}/seedbot"
+    code, out = await seedbot("db", "upgrade", env=env)
+    assert code == 3
+    assert out == (
+        f"seedbot: cannot reach PostgreSQL at 127.0.0.1:{unused_port}: connection refused (is it running?);"
+        " check DATABASE_URL\n"
+    )

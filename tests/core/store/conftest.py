@@ -1,13 +1,12 @@
-"""The store contract suite runs once per backend.
+"""The store contract suite runs once per backend: SQLite, and PostgreSQL (see `tests.postgres`).
 
-A backend is a way to get a fresh, empty database URL. To run the suite against another backend (say
-PostgreSQL), add an entry to BACKENDS whose `fresh_url` returns a URL of an empty database.
+Each test gets a fresh, empty database: a new SQLite file, or a new schema in the session's
+PostgreSQL database (`postgres_url`, from the top-level conftest).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,21 @@ from core.config import Settings, load_settings
 from core.store import open_store
 from core.store.base import Store
 
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    fresh_url: Callable[[Path], str]
+BACKENDS = ["sqlite", "postgresql"]
 
 
-BACKENDS = [Backend("sqlite", lambda tmp_path: f"sqlite:///{tmp_path / 'seedbot.db'}")]
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of the backend under test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'seedbot.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture(params=BACKENDS, ids=lambda backend: backend.name)
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+@pytest.fixture
+def settings(database_url: str) -> Settings:
     """Settings pointing at a fresh database of the backend under test."""
-    return load_settings(_env_file=None, DATABASE_URL=request.param.fresh_url(tmp_path))
+    return load_settings(_env_file=None, DATABASE_URL=database_url)
 
 
 @pytest.fixture

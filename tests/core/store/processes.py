@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
+
+from core.config import Settings
+from core.store import open_store, upgrade
+from tests.core.store.worker import SHARED
 
 REPO = Path(__file__).resolve().parents[3]
 WAIT_S = 60.0
@@ -48,3 +53,35 @@ def go(process: asyncio.subprocess.Process) -> None:
 
 async def finish(process: asyncio.subprocess.Process) -> int:
     return await asyncio.wait_for(process.wait(), WAIT_S)
+
+
+async def kill_mid_reply(settings: Settings) -> None:
+    """Kill -9 a worker while it streams a reply and writes other messages beside it."""
+    await upgrade(settings)
+    worker = await start_worker(settings.database_url.get_secret_value(), "writer", "reply")
+    go(worker)
+    await expect_line(worker, "streaming")
+    await asyncio.sleep(0.3)  # let it get well into writing; the checks hold wherever it is cut
+    worker.send_signal(signal.SIGKILL)
+    assert await finish(worker) == -signal.SIGKILL
+
+
+async def check_whole_after_kill(settings: Settings) -> None:
+    """After `kill_mid_reply`: the reply is recovered, and everything the worker wrote is whole."""
+    store = await open_store(settings)
+    try:
+        (recovered,) = await store.recover_streaming()
+        assert (recovered.key, recovered.status, recovered.platform_message_id) == (
+            SHARED,
+            "interrupted",
+            "reply-1",
+        )
+        messages = await store.conversation(SHARED, limit=1_000_000)
+        asides = [m for m in messages if m.author_id == "U2"]
+        # Every message the killed process wrote is whole: text and both attachments, or not there at all.
+        assert all(len(m.attachments) == 2 for m in asides)
+        assert [m.text for m in asides] == [f"aside {n}" for n in range(len(asides))]
+        assert recovered.text.split() == [f"word{n}" for n in range(len(recovered.text.split()))]
+        assert len(recovered.text.split()) in (len(asides), len(asides) + 1)
+    finally:
+        await store.close()

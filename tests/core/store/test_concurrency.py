@@ -56,7 +56,8 @@ async def test_a_cancelled_writer_leaves_no_half_transaction(store: Store) -> No
 async def test_two_processes_on_one_database_lose_nothing_and_count_once(
     settings: Settings, store: Store
 ) -> None:
-    workers = [await start_worker(settings.database_url, name, "mix") for name in ("alpha", "beta")]
+    url = settings.database_url.get_secret_value()
+    workers = [await start_worker(url, name, "mix") for name in ("alpha", "beta")]
     for worker in workers:
         go(worker)
     summaries = [json.loads(await read_line(worker)) for worker in workers]

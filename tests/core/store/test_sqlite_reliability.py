@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import signal
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +15,7 @@ from core.store import open_store, upgrade
 from core.store.base import StoreError, UsageFilter
 from core.store.migrations import LATEST_VERSION, MIGRATIONS
 from tests.core.store.entries import entry
-from tests.core.store.processes import expect_line, finish, go, start_worker
+from tests.core.store.processes import check_whole_after_kill, kill_mid_reply
 from tests.core.store.worker import SHARED
 
 
@@ -120,37 +118,15 @@ async def test_a_missing_directory_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_an_unsupported_database_url_is_named(tmp_path: Path) -> None:
-    settings = load_settings(_env_file=None, DATABASE_URL="postgresql://db.internal/seedbot")
-    with pytest.raises(StoreError, match="DATABASE_URL: the 'postgresql' database is not supported yet"):
+    settings = load_settings(_env_file=None, DATABASE_URL="mysql://db.internal/seedbot")
+    with pytest.raises(StoreError, match="DATABASE_URL: the 'mysql' database is not supported; use sqlite"):
         await open_store(settings)
 
 
 async def test_a_process_killed_mid_reply_leaves_a_consistent_database(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path / "killed.db")
-    await upgrade(settings)
-    worker = await start_worker(settings.database_url, "writer", "reply")
-    go(worker)
-    await expect_line(worker, "streaming")
-    await asyncio.sleep(0.3)  # let it get well into writing; the checks hold wherever it is cut
-    worker.send_signal(signal.SIGKILL)
-    assert await finish(worker) == -signal.SIGKILL
+    await kill_mid_reply(settings)
 
     with sqlite3.connect(tmp_path / "killed.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    store = await open_store(settings)
-    try:
-        (recovered,) = await store.recover_streaming()
-        assert (recovered.key, recovered.status, recovered.platform_message_id) == (
-            SHARED,
-            "interrupted",
-            "reply-1",
-        )
-        messages = await store.conversation(SHARED, limit=1_000_000)
-        asides = [m for m in messages if m.author_id == "U2"]
-        # Every message the killed process wrote is whole: text and both attachments, or not there at all.
-        assert all(len(m.attachments) == 2 for m in asides)
-        assert [m.text for m in asides] == [f"aside {n}" for n in range(len(asides))]
-        assert recovered.text.split() == [f"word{n}" for n in range(len(recovered.text.split()))]
-        assert len(recovered.text.split()) in (len(asides), len(asides) + 1)
-    finally:
-        await store.close()
+    await check_whole_after_kill(settings)

@@ -5,6 +5,8 @@
 It opens the store, prints "ready", waits for a line on stdin, then works:
 - `mix`: many concurrent tasks append messages (two attachments each), claim shared event ids, record
   usage (some request ids shared with the other process) and take budget holds; prints a JSON summary.
+- `budget`: BUDGET_TASKS concurrent tasks each reserve HOLD against a daily LIMIT and settle at the
+  whole amount; prints how many were granted.
 - `reply`: stores a prompt and a streaming reply, then keeps growing the reply and appending messages
   with attachments until it is killed; prints "streaming" once the reply exists.
 """
@@ -24,6 +26,9 @@ from tests.core.store.entries import NOW, entry
 
 SHARED = ConversationKey("slack", "T1", "C1", "shared")
 TASKS = 150
+BUDGET_TASKS = 100
+HOLD = Decimal("0.03")
+LIMIT = Decimal("1.00")
 
 
 def attachments(tag: str) -> list[AttachmentMeta]:
@@ -56,6 +61,20 @@ async def mix(store: Store, name: str) -> dict[str, object]:
     }
 
 
+async def budget(store: Store, name: str) -> int:
+    async def one(n: int) -> bool:
+        outcome = await store.reserve_budget(
+            ReservationRequest("slack", "T9", "budget-user", HOLD, LIMIT, None, at=NOW)
+        )
+        if not isinstance(outcome, Reservation):
+            return False
+        paid = entry(request_id=f"{name}-{n}", workspace="T9", user="budget-user", usd=outcome.amount)
+        await store.settle_reservation(outcome.id, paid)
+        return True
+
+    return sum(await asyncio.gather(*(one(n) for n in range(BUDGET_TASKS))))
+
+
 async def reply(store: Store, name: str) -> None:
     await store.add_message(SHARED, "user", "U1", "Ann", "tell me a long story")
     reply_id = await store.add_message(
@@ -78,6 +97,8 @@ async def main(url: str, name: str, mode: str) -> None:
         await asyncio.to_thread(sys.stdin.readline)
         if mode == "mix":
             print(json.dumps(await mix(store, name)), flush=True)
+        elif mode == "budget":
+            print(await budget(store, name), flush=True)
         else:
             await reply(store, name)
     finally:
