@@ -104,8 +104,9 @@ class Toolbox:
         if tool is None:
             return f"🔧 {call.function.name}…"
         args = parse_arguments(call.function.arguments)
+        shown = drop_empty_optional(args, tool.parameters) if isinstance(args, dict) else {}
         try:
-            return tool.status_text(drop_empty_optional(args, tool.parameters) if isinstance(args, dict) else {})
+            return tool.status_text(shown)
         except Exception:
             log.warning("tool %s: status_text failed", tool.name, exc_info=True)
             return f"🔧 Using {tool.name}…"
@@ -153,7 +154,7 @@ class Toolbox:
         return self._capped(result)
 
     def _capped(self, result: ToolResult) -> ToolResult:
-        """`result` with its text within `max_result_chars` (text first, then text parts), marked where cut."""
+        """`result` with its text within `max_result_chars` (text, then text parts), marked where cut."""
         budget = self.max_result_chars
         total = len(result.text) + sum(len(p.text) for p in result.parts if isinstance(p, TextPart))
         if total <= budget:
