@@ -21,6 +21,7 @@ import http.cookiejar
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -200,10 +201,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool whose every connection goes through `GuardedBackend`."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=10,
             max_keepalive_connections=0,
             network_backend=GuardedBackend(policy),
@@ -290,8 +291,10 @@ class FetchUrl(Tool):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._media = media
+        self._ssl_context = ssl_context  # None: the system's CA bundle via httpx (certifi)
         self.policy = AddressPolicy.allowing(allow_hosts)
         self.fetch_timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -330,7 +333,7 @@ class FetchUrl(Tool):
     async def fetch(self, url: str) -> Fetched:
         """GET `url`, following at most `max_redirects` redirects, each checked again; body capped."""
         async with httpx.AsyncClient(
-            transport=GuardedTransport(self.policy),
+            transport=GuardedTransport(self.policy, self._ssl_context),
             trust_env=False,
             follow_redirects=False,
             cookies=_no_cookies(),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+import trustme
 from aiohttp import web
 
 from core.config import Settings
@@ -122,10 +124,10 @@ def site_app(site: Site) -> web.Application:
     return app
 
 
-async def serve(host: str) -> AsyncIterator[Site]:
+async def serve(host: str, tls: ssl.SSLContext | None = None) -> AsyncIterator[Site]:
     site = Site(base="", port=0)
-    runner, port = await serve_on_loopback(site_app(site), host)
-    site.base, site.port = f"http://{host}:{port}", port
+    runner, port = await serve_on_loopback(site_app(site), host, ssl_context=tls)
+    site.base, site.port = f"{'https' if tls else 'http'}://{host}:{port}", port
     try:
         yield site
     finally:
@@ -142,6 +144,20 @@ async def site() -> AsyncIterator[Site]:
 async def other_site() -> AsyncIterator[Site]:
     """A second server on another loopback address, which only the default policy knows nothing about."""
     async for served in serve("127.0.0.2"):
+        yield served
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def tls_site(ca: trustme.CA) -> AsyncIterator[Site]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only `localhost`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    async for served in serve("127.0.0.1", context):
         yield served
 
 
@@ -184,6 +200,27 @@ async def test_an_allowed_hostname_keeps_its_host_header_and_sends_no_secrets(
     assert sent["Host"] == f"localhost:{site.port}"
     assert sent["User-Agent"].startswith("seedbot/")
     assert set(sent) <= {"Host", "User-Agent", "Accept", "Accept-Encoding", "Connection"}
+
+
+async def test_https_checks_the_certificate_against_the_hostname_not_the_pinned_address(
+    tls_site: Site, ca: trustme.CA, media: MediaPipeline
+):
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    tool = FetchUrl(media, allow_hosts=["localhost", "127.0.0.1"], ssl_context=client_context)
+    # Connected to 127.0.0.1 yet verified (and SNI sent) as localhost, which the certificate names.
+    result = await tool.run({"url": f"https://localhost:{tls_site.port}/plain"}, CTX)
+    assert result.ok, result.text
+    assert result.text.endswith("just text, déjà vu")
+    # The same server by its address: the certificate does not name 127.0.0.1, so nothing is read.
+    result = await tool.run({"url": f"https://127.0.0.1:{tls_site.port}/plain"}, CTX)
+    assert not result.ok and "Could not fetch" in result.text
+    assert tls_site.hits == ["/plain"]
+    # And without trusting the test CA, the default context refuses the certificate.
+    result = await FetchUrl(media, allow_hosts=["localhost"]).run(
+        {"url": f"https://localhost:{tls_site.port}/plain"}, CTX
+    )
+    assert not result.ok and tls_site.hits == ["/plain"]
 
 
 async def test_a_cidr_in_allow_hosts_permits_its_addresses(site: Site, media: MediaPipeline):
