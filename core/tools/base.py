@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.llm.types import ContentPart, TextPart, ToolMessage, UserMessage
+from core.llm.types import AssistantMessage, ContentPart, TextPart, ToolCall, ToolMessage, UserMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,15 @@ class ToolResult:
     def tool_message(self, tool_call_id: str) -> ToolMessage:
         prefix = "" if self.ok else "Error: "
         return ToolMessage(content=prefix + self.model_text(), tool_call_id=tool_call_id)
+
+
+def assistant_message(content: str | None, tool_calls: Sequence[ToolCall]) -> AssistantMessage:
+    """The model's tool-calling turn as it goes back into the next request.
+
+    The API wants `content` to be a string even beside `tool_calls` (never null, never missing), and
+    a turn without tool calls must not carry an empty `tool_calls` list.
+    """
+    return AssistantMessage(content=content or "", tool_calls=list(tool_calls) or None)
 
 
 def media_message(results: Sequence[ToolResult]) -> UserMessage | None:
