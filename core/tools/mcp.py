@@ -230,29 +230,26 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:200] if message else type(error).__name__
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """How each server connection is timed, watched and restarted."""
+
+    call_timeout_s: float = 30.0
+    start_timeout_s: float = 30.0
+    # Restarts in a row (of runs shorter than `healthy_after_s`) before the server is given up.
+    max_restarts: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    ping_interval_s: float = 30.0
+    healthy_after_s: float = 60.0
+
+
 class McpConnection:
     """One configured server: its runner task, its session while up, and its state."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        *,
-        call_timeout_s: float = 30.0,
-        start_timeout_s: float = 30.0,
-        max_restarts: int = 3,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 60.0,
-        ping_interval_s: float = 30.0,
-        healthy_after_s: float = 60.0,
-    ) -> None:
+    def __init__(self, config: ServerConfig, options: ConnectionOptions | None = None) -> None:
         self.config = config
-        self.call_timeout_s = call_timeout_s
-        self.start_timeout_s = start_timeout_s
-        self.max_restarts = max_restarts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.ping_interval_s = ping_interval_s
-        self.healthy_after_s = healthy_after_s
+        self.options = options or ConnectionOptions()
         self.restarts = 0
         self._state: ServerState = "starting"
         self._reason = ""
@@ -293,7 +290,9 @@ class McpConnection:
         if session is None or self._state != "ok":
             raise ServerUnavailable(self._reason or "it is starting")
         try:
-            result = await session.call_tool(tool, arguments, read_timeout_seconds=self.call_timeout_s)
+            result = await session.call_tool(
+                tool, arguments, read_timeout_seconds=self.options.call_timeout_s
+            )
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._broken()
             raise ServerUnavailable("the connection closed during the call") from None
@@ -302,7 +301,7 @@ class McpConnection:
                 self._broken()
                 raise ServerUnavailable("the server stopped during the call") from None
             if error.code == mcp_types.REQUEST_TIMEOUT:
-                raise CallFailed(f"no answer within {self.call_timeout_s:g} seconds") from None
+                raise CallFailed(f"no answer within {self.options.call_timeout_s:g} seconds") from None
             raise CallFailed(error.message[:500]) from None
         if not isinstance(result, mcp_types.CallToolResult):
             raise CallFailed("the server answered with something that is not a tool result")
@@ -342,14 +341,14 @@ class McpConnection:
                 reason = describe_failure(error)
             if self._stopping:
                 break
-            if time.monotonic() - started >= self.healthy_after_s:
+            if time.monotonic() - started >= self.options.healthy_after_s:
                 failures = 0
             failures += 1
-            if failures > self.max_restarts:
-                self._mark("unavailable", f"{reason} (gave up after {self.max_restarts} restarts)")
+            if failures > self.options.max_restarts:
+                self._mark("unavailable", f"{reason} (gave up after {self.options.max_restarts} restarts)")
                 return
             self._mark("unavailable", reason)
-            delay = min(self.backoff_s * 2 ** (failures - 1), self.max_backoff_s)
+            delay = min(self.options.backoff_s * 2 ** (failures - 1), self.options.max_backoff_s)
             await self._sleep(delay)
             if not self._stopping:
                 self.restarts += 1
@@ -371,10 +370,10 @@ class McpConnection:
         async with AsyncExitStack() as stack:
             read, write = await stack.enter_async_context(self._transport(stack))
             session = await stack.enter_async_context(
-                ClientSession(read, write, read_timeout_seconds=self.call_timeout_s)
+                ClientSession(read, write, read_timeout_seconds=self.options.call_timeout_s)
             )
             # Only awaits inside this scope: the contexts above must close in the order they opened.
-            with anyio.fail_after(self.start_timeout_s):
+            with anyio.fail_after(self.options.start_timeout_s):
                 await session.initialize()
                 tools = await _list_tools(session)
             self._wake.clear()
@@ -390,7 +389,7 @@ class McpConnection:
         if isinstance(config, StdioServer):
             return stdio_client(config.parameters())
         client = httpx2.AsyncClient(
-            headers=dict(config.headers), timeout=httpx2.Timeout(self.call_timeout_s, read=300.0)
+            headers=dict(config.headers), timeout=httpx2.Timeout(self.options.call_timeout_s, read=300.0)
         )
         stack.push_async_callback(client.aclose)
         return streamable_http_client(config.url, http_client=client)
@@ -398,7 +397,7 @@ class McpConnection:
     async def _watch(self, session: ClientSession) -> None:
         while not self._stopping:
             try:
-                async with asyncio.timeout(self.ping_interval_s):
+                async with asyncio.timeout(self.options.ping_interval_s):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -407,7 +406,7 @@ class McpConnection:
             if self._wake.is_set():  # a call found the connection closed
                 return
             try:
-                with anyio.fail_after(self.call_timeout_s):
+                with anyio.fail_after(self.options.call_timeout_s):
                     await session.send_ping()
             except Exception:
                 return
@@ -470,20 +469,17 @@ class McpManager:
         configs: Iterable[ServerConfig],
         *,
         media: MediaPipeline | None = None,
-        **connection_options: Any,
+        options: ConnectionOptions | None = None,
     ) -> None:
         self._media = media
-        self._connections = [McpConnection(config, **connection_options) for config in configs]
-        self.start_timeout_s = float(connection_options.get("start_timeout_s", 30.0))
+        self.options = options or ConnectionOptions()
+        self._connections = [McpConnection(config, self.options) for config in configs]
 
     @classmethod
     def from_settings(cls, settings: Settings, media: MediaPipeline | None = None) -> McpManager:
         """ConfigError (one line) when SEEDBOT_MCP_CONFIG is unusable."""
-        return cls(
-            load_mcp_config(settings.mcp_config),
-            media=media,
-            call_timeout_s=settings.tool_timeout_s,
-        )
+        options = ConnectionOptions(call_timeout_s=settings.tool_timeout_s)
+        return cls(load_mcp_config(settings.mcp_config), media=media, options=options)
 
     @property
     def connections(self) -> list[McpConnection]:
@@ -494,7 +490,9 @@ class McpManager:
         for connection in self._connections:
             connection.start()
         if wait and self._connections:
-            await asyncio.gather(*(c.wait_settled(self.start_timeout_s + 1) for c in self._connections))
+            await asyncio.gather(
+                *(c.wait_settled(self.options.start_timeout_s + 1) for c in self._connections)
+            )
 
     def tools(self) -> list[McpTool]:
         """The tools of the servers that are up now."""

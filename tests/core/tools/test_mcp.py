@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.media.pipeline import MediaPipeline
 from core.tools.base import ToolContext
 from core.tools.mcp import (
     MINIMAL_PATH,
+    ConnectionOptions,
     HttpServer,
     McpManager,
     StdioServer,
@@ -30,7 +32,7 @@ from tests.fakes.mcp_server import LONG_NAME
 
 FAKE = str(Path(__file__).resolve().parents[2] / "fakes" / "mcp_server.py")
 CTX = ToolContext(platform="test")
-FAST = {"backoff_s": 0.05, "start_timeout_s": 20.0, "call_timeout_s": 10.0, "ping_interval_s": 0.5}
+FAST = ConnectionOptions(backoff_s=0.05, start_timeout_s=20.0, call_timeout_s=10.0, ping_interval_s=0.5)
 
 
 def fake(name: str = "fake", **options: Any) -> StdioServer:
@@ -52,7 +54,7 @@ async def manager(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[McpManager]:
     # A secret in the bot's own environment, which the server must never see.
     monkeypatch.setenv("AIML_API_KEY", "sk-bot-secret")
     media = MediaPipeline(Settings(_env_file=None))
-    async with McpManager([fake(env={"FAKE_SETTING": "on"})], media=media, **FAST) as started:
+    async with McpManager([fake(env={"FAKE_SETTING": "on"})], media=media, options=FAST) as started:
         yield started
 
 
@@ -96,7 +98,7 @@ async def test_tools_not_declared_read_only_need_confirmation(manager: McpManage
 
 
 async def test_every_tool_of_a_confirm_server_needs_confirmation():
-    async with McpManager([fake("careful", confirm=True)], **FAST) as manager:
+    async with McpManager([fake("careful", confirm=True)], options=FAST) as manager:
         toolbox = Toolbox(manager.tools())
         assert toolbox.needs_confirmation(call("careful__lookup"))
 
@@ -130,7 +132,7 @@ async def test_a_dead_server_is_restarted(manager: McpManager):
 
 
 async def test_restarts_are_bounded():
-    async with McpManager([fake()], max_restarts=1, **FAST) as manager:
+    async with McpManager([fake()], options=replace(FAST, max_restarts=1)) as manager:
         connection = manager.connections[0]
         toolbox = Toolbox(manager.tools())
         await toolbox.call(call("fake__crash"), CTX)
@@ -145,7 +147,7 @@ async def test_restarts_are_bounded():
 
 async def test_a_server_whose_command_does_not_exist_is_reported_unavailable():
     missing = StdioServer("ghost", "/nonexistent/mcp-server-binary")
-    async with McpManager([missing, fake()], max_restarts=0, **FAST) as manager:
+    async with McpManager([missing, fake()], options=replace(FAST, max_restarts=0)) as manager:
         ghost, working = manager.status()
         assert ghost.state == "unavailable"
         assert ghost.line().startswith(
@@ -191,7 +193,7 @@ async def http_server() -> AsyncIterator[str]:
 
 async def test_a_streamable_http_server(http_server: str):
     config = HttpServer("remote", http_server, {"Authorization": "Bearer test-token"})
-    async with McpManager([config], **FAST) as manager:
+    async with McpManager([config], options=FAST) as manager:
         assert manager.status()[0].line() == "remote: ok (7 tools)"
         result = await Toolbox(manager.tools()).call(call("remote__lookup", {"country": "France"}), CTX)
         assert result.ok and result.text == "Paris"
@@ -199,7 +201,7 @@ async def test_a_streamable_http_server(http_server: str):
 
 async def test_an_unreachable_http_server_is_unavailable(unused_port: int):
     config = HttpServer("down", f"http://127.0.0.1:{unused_port}/mcp")
-    async with McpManager([config], max_restarts=0, **FAST) as manager:
+    async with McpManager([config], options=replace(FAST, max_restarts=0)) as manager:
         [status] = manager.status()
         assert status.state == "unavailable" and status.reason
 
