@@ -367,3 +367,11 @@ def test_an_allowed_ipv4_address_is_allowed_in_its_ipv4_mapped_form_too():
 
 def test_status_line_names_the_host(media: MediaPipeline):
     assert fetcher(media).status_text({"url": "https://example.com/a/b"}) == "🔧 Fetching example.com…"
+
+
+async def test_allow_hosts_come_from_the_settings(site: Site, media: MediaPipeline):
+    settings = Settings(_env_file=None, fetch_allow_hosts=" intranet.example , 127.0.0.1/32 ")
+    assert settings.fetch_allow_hosts == ("intranet.example", "127.0.0.1/32")
+    tool = FetchUrl.from_settings(settings, media)
+    assert (await tool.run({"url": f"{site.base}/plain"}, CTX)).ok
+    assert not (await FetchUrl.from_settings(Settings(_env_file=None), media).run({"url": site.base}, CTX)).ok

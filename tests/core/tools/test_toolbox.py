@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings
 from core.llm.types import FunctionCall, ImagePart, ImageURL, TextPart, ToolCall
+from core.media.pipeline import MediaPipeline
 from core.tools.base import Tool, ToolContext, ToolResult, media_message
+from core.tools.builtin import builtin_tools
 from core.tools.names import WIRE_NAME
 from core.tools.toolbox import Toolbox
 
@@ -208,3 +211,16 @@ def test_images_travel_in_a_user_message_after_the_tool_messages():
     message = media_message(results)
     assert message is not None and message.content[1] == image  # type: ignore[index]
     assert media_message(results[:1]) is None
+
+
+def test_the_builtin_tools_follow_the_settings():
+    settings = Settings(_env_file=None, tool_timeout_s=7, tool_result_max_chars=900)
+    media = MediaPipeline(settings)
+    toolbox = Toolbox.from_settings(settings, builtin_tools(settings, media))
+    assert [spec.function.name for spec in toolbox.specs()] == [
+        "fetch_url",
+        "current_time",
+        "search_conversation",
+    ]
+    assert (toolbox.timeout_s, toolbox.max_result_chars) == (7, 900)
+    assert builtin_tools(Settings(_env_file=None, tools_enabled=False), media) == []
