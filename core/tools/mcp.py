@@ -382,7 +382,10 @@ class McpConnection:
             try:
                 await self._watch(session)
             finally:
+                # Closing the old connection takes a moment; calls meanwhile are told why they fail.
                 self._session = None
+                if not self._stopping:
+                    self._mark("unavailable", "the connection was lost; reconnecting")
 
     def _transport(self, stack: AsyncExitStack) -> Any:
         config = self.config
