@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     video_max_mb: float = _env("SEEDBOT_VIDEO_MAX_MB", 20.0, gt=0)
     text_file_max_chars: int = _env("SEEDBOT_TEXT_FILE_MAX_CHARS", 40_000, ge=100)
 
+    # --- tools ---
+    tools_enabled: bool = _env("SEEDBOT_TOOLS_ENABLED", True)
+    tool_max_rounds: int = _env("SEEDBOT_TOOL_MAX_ROUNDS", 8, ge=1, le=50)
+    tool_timeout_s: float = _env("SEEDBOT_TOOL_TIMEOUT_S", 30.0, gt=0)
+    tool_confirm_timeout_s: float = _env("SEEDBOT_TOOL_CONFIRM_TIMEOUT_S", 120.0, gt=0)
+    tool_answer_timeout_s: float = _env("SEEDBOT_TOOL_ANSWER_TIMEOUT_S", 300.0, gt=0)
+    tool_result_max_chars: int = _env("SEEDBOT_TOOL_RESULT_MAX_CHARS", 20_000, ge=500)
+    fetch_allow_hosts: CommaList = _env("SEEDBOT_FETCH_ALLOW_HOSTS", ())
+    # A path to a JSON file, or the JSON itself: {"mcpServers": {"NAME": {...}}}.
+    mcp_config: str | None = _env("SEEDBOT_MCP_CONFIG", None)
+
     # --- Slack ---
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
@@ -117,6 +128,7 @@ class Settings(BaseSettings):
         "discord_allowed_roles",
         "discord_guild_ids",
         "admins",
+        "fetch_allow_hosts",
         mode="before",
     )
     @classmethod
