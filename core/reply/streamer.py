@@ -14,7 +14,8 @@ How the service drives it:
     except ModelAPIError as exc:                             # partial answer kept in streamer.content
         outcome, error = "error", str(exc)
     # a stop cancels the task running consume(); then: outcome = "stopped"
-    result = await streamer.finish(outcome, error=error, footer=..., notes=...)  # closes the surface
+    result = await streamer.finish(outcome, error=error, footer=..., notes=...)
+    await streamer.close()                                   # once the reply is recorded: ends the surface
 
 `consume()` raises the stream's `ModelAPIError` (unless the model had already finished: then the
 answer is whole and it returns "complete"), and is safe to cancel: the reply keeps what it showed and
@@ -217,7 +218,6 @@ class ReplyStreamer:
             await self._set_status(None)
         if failure:
             log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
-        await self.close()
         return FinishResult(tuple(self._refs), failure is None, text, failure)
 
     # --- the pump: the only editor while the stream runs -------------------------------------------
@@ -319,8 +319,8 @@ class ReplyStreamer:
         await self._set_status(status)
 
     async def close(self) -> None:
-        """End the reply's life on the platform (`ReplySurface.close`), once; `finish` calls it, and
-        whoever made the streamer calls it again in a `finally` for replies that never finished."""
+        """End the reply's life on the platform (`ReplySurface.close`), once, whatever happened before;
+        the service calls it last, after the finished reply is recorded."""
         if self._closed:
             return
         self._closed = True

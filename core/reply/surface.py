@@ -51,8 +51,8 @@ class ReplySurface(Protocol):
     """One reply being written into a chat. Adapters implement this; only the streamer calls it.
 
     `post` and `edit` raise `SurfaceRateLimited` on a 429 and `SurfaceError` on a permanent failure.
-    The streamer calls `close` exactly once, after the final text (or after a reply that never got
-    that far), so an adapter can end what it opened: a native stream, a typing indicator.
+    `close` is called exactly once, last, however the reply ended (`ChatService.answer` sees to it
+    through the streamer), so an adapter can end what it opened: a native stream, a typing indicator.
 
     Optional capability: `show_reasoning(text: str) -> None`, where the platform can show the model's
     reasoning as it arrives (a terminal prints it dimmed); the streamer hands it every fragment.
