@@ -22,6 +22,7 @@ from core.costs import BudgetPolicy
 from core.llm.client import ChatClient
 from core.locks import KeyedLocks
 from core.media import MediaPipeline
+from core.media.download import Downloads
 from core.metrics import Metrics
 from core.models import ConversationKey, Turn
 from core.reply.pacing import PacerRegistry
@@ -62,6 +63,8 @@ class ChatService:
         self.store = store
         self.client = client
         self.media = media
+        # Adapters fetch shared files through this one client (bounded, redirect-checked).
+        self.downloads = Downloads()
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
         self.metrics = metrics
@@ -113,6 +116,7 @@ class ChatService:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.downloads.aclose()
         await self.store.close()
 
     # --- stopping ---------------------------------------------------------------------------------------

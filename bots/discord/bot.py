@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
-
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
 from core.config import Settings
@@ -29,23 +27,11 @@ DISCORD = Dialect(
 
 
 class DiscordBot:
-    """The core's parts the Discord handlers use, and the HTTP session attachments download with."""
+    """The core's parts the Discord handlers use."""
 
     def __init__(self, settings: Settings, service: ChatService):
         self.settings = settings
         self.service = service
         self.admission = Admission(service, usage_hint(DISCORD))
         self.work = Work("discord")
-        self._downloads: aiohttp.ClientSession | None = None
-
-    async def open(self) -> None:
-        self._downloads = aiohttp.ClientSession()
-
-    async def close(self) -> None:
-        if self._downloads is not None:
-            await self._downloads.close()
-
-    @property
-    def downloads(self) -> aiohttp.ClientSession:
-        assert self._downloads is not None, "open() has not run"
-        return self._downloads
+        self.downloads = service.downloads

@@ -68,7 +68,6 @@ class SeedClient(discord.Client):
 
     async def setup_hook(self) -> None:
         """Runs after login, before the gateway connects: the REST API is usable, no events yet."""
-        await self.seed.open()
         await self.endpoint_override.discover_gateway(self.http)
         assert self.application_id is not None
         threads = self.settings.discord_thread_per_conversation
@@ -122,7 +121,6 @@ class SeedClient(discord.Client):
 
     async def close(self) -> None:
         await super().close()
-        await self.seed.close()
         self.endpoint_override.restore()
 
     # --- messages -----------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import discord
 
 from bots.discord.attachments import attachment_sources
+from core.media.download import Downloads
 from core.models import ConversationKey, HistoryMessage
 
 PLATFORM = "discord"
@@ -61,13 +61,13 @@ def prompt_text(message: discord.Message, bot_id: int) -> str:
     return _USER_MENTION.sub(shown, message.content).strip()
 
 
-def history_message(message: discord.Message, bot_id: int, session: aiohttp.ClientSession) -> HistoryMessage:
+def history_message(message: discord.Message, bot_id: int, downloads: Downloads) -> HistoryMessage:
     return HistoryMessage(
         role="assistant" if message.author.id == bot_id else "user",
         author=message.author.display_name,
         text=prompt_text(message, bot_id),
         message_id=str(message.id),
-        attachments=attachment_sources(message.attachments, session),
+        attachments=attachment_sources(message.attachments, downloads),
     )
 
 
@@ -75,7 +75,7 @@ async def reply_chain(
     message: discord.Message,
     client: discord.Client,
     lookup: ConversationLookup,
-    session: aiohttp.ClientSession,
+    downloads: Downloads,
 ) -> tuple[ConversationKey | None, list[HistoryMessage]]:
     """Walk the replies above `message`: the stored conversation they lead to (if any) and, oldest
     first, the messages above it that the store does not hold."""
@@ -96,6 +96,6 @@ async def reply_chain(
                 parent = await channel.fetch_message(reference.message_id)
             except discord.HTTPException:
                 break  # deleted, or no permission to read history: use what we have
-        found.append(history_message(parent, client.user.id, session))
+        found.append(history_message(parent, client.user.id, downloads))
         current = parent
     return None, found[::-1]

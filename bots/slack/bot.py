@@ -63,7 +63,7 @@ class SlackBot:
         self.replies = web_client(settings, waits_out_rate_limits=False)
         self.reads = web_client(settings, waits_out_rate_limits=True)
         self.capabilities = Capabilities(native_streaming=settings.slack_stream_mode == "native")
-        self.files = SlackFiles(settings, self.reads)
+        self.files = SlackFiles(settings, self.reads, service.downloads)
         self.people = People(self.reads)
         self.admission = Admission(service, usage_hint(SLACK))
         self.work = Work("slack")
@@ -84,9 +84,6 @@ class SlackBot:
         response = await self.reads.auth_test()
         self._identity = Identity(str(response["team_id"]), str(response["user_id"]), str(response["bot_id"]))
         return self._identity
-
-    async def close(self) -> None:
-        await self.files.close()
 
     def surface(self, *, channel: str, thread_ts: str | None, user: str) -> SlackSurface:
         return SlackSurface(

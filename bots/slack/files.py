@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code
 from core.config import Settings
+from core.media.download import Downloads
 from core.media.sniff import looks_like_html
 from core.media.units import size_text
 from core.models import AttachmentError
@@ -28,9 +28,6 @@ from core.models import AttachmentError
 log = logging.getLogger(__name__)
 
 SLACK_FILE_DOMAINS = ("slack.com", "slack-edge.com", "slack-files.com", "slack-gov.com")
-MAX_REDIRECTS = 3
-CHUNK_BYTES = 64 * 1024
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10, sock_read=30)
 FILES_READ_FIX = (
     "{name} could not be read: Slack sent its sign-in page because the app lacks the `files:read` "
     "scope. An admin must add `files:read` under OAuth & Permissions and reinstall the app."
@@ -46,12 +43,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 class SlackFiles:
     """Downloads for one app: one HTTP session, the bot token and where it may be sent."""
 
-    def __init__(self, settings: Settings, client: AsyncWebClient):
+    def __init__(self, settings: Settings, client: AsyncWebClient, downloads: Downloads):
         assert settings.slack_bot_token is not None
         self._token = settings.slack_bot_token.get_secret_value()
         self._api_origin = _origin(settings.slack_api_url)
         self._client = client
-        self._session: aiohttp.ClientSession | None = None
+        self._downloads = downloads
 
     def may_send_token(self, url: str) -> bool:
         scheme, host, port = _origin(url)
@@ -78,46 +75,13 @@ class SlackFiles:
     async def download(self, url: str, name: str, max_bytes: int, *, html_expected: bool) -> bytes:
         if not self.may_send_token(url):
             raise AttachmentError(f"{name} is not stored on Slack, so it was not downloaded.")
-        try:
-            return await self._follow(url, name, max_bytes, html_expected=html_expected)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise AttachmentError(f"{name} could not be downloaded ({type(error).__name__}).") from None
+        got = await self._downloads.fetch(url, name, max_bytes, headers_for=self._headers)
+        if not html_expected and (got.content_type == "text/html" or looks_like_html(got.data)):
+            raise AttachmentError(FILES_READ_FIX.format(name=name))
+        return got.data
 
-    async def _follow(self, url: str, name: str, max_bytes: int, *, html_expected: bool) -> bytes:
-        session = self._open_session()
-        for _ in range(MAX_REDIRECTS + 1):
-            headers = {"Authorization": f"Bearer {self._token}"} if self.may_send_token(url) else {}
-            async with session.get(
-                url, headers=headers, allow_redirects=False, timeout=DOWNLOAD_TIMEOUT
-            ) as response:
-                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                    url = urljoin(url, response.headers["Location"])
-                    continue
-                if response.status != 200:
-                    raise AttachmentError(f"{name} could not be downloaded (HTTP {response.status}).")
-                data = await _read_capped(response, name, max_bytes)
-                if not html_expected and (response.content_type == "text/html" or looks_like_html(data)):
-                    raise AttachmentError(FILES_READ_FIX.format(name=name))
-                return data
-        raise AttachmentError(f"{name} could not be downloaded (too many redirects).")
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-async def _read_capped(response: aiohttp.ClientResponse, name: str, max_bytes: int) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-        data += chunk
-        if len(data) > max_bytes:
-            raise AttachmentError(f"{name} is over the {size_text(max_bytes)} limit per file.")
-    return bytes(data)
+    def _headers(self, url: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self.may_send_token(url) else {}
 
 
 class SlackFile:
@@ -142,7 +106,7 @@ class SlackFile:
         if file.get("mode") == "tombstone" or file.get("file_access") == "access_denied":
             raise AttachmentError(f"{self.name} is no longer available on Slack.")
         size = file.get("size")
-        if isinstance(size, int) and size > max_bytes:
+        if isinstance(size, int) and size > max_bytes:  # known only now when the event did not say
             raise AttachmentError(f"{self.name} is {size_text(size)}, over the {size_text(max_bytes)} limit.")
         url = str(file.get("url_private_download") or file.get("url_private") or "")
         if not url:

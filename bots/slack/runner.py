@@ -81,13 +81,11 @@ class SlackRunner:
         try:
             identity = await self.bot.connect()
         except SlackApiError as error:
-            await self.bot.close()
             raise SlackStartupError(
                 f"Slack refused SLACK_BOT_TOKEN ({error_code(error)}): copy the Bot User OAuth Token "
                 "(xoxb-…) from OAuth & Permissions, and reinstall the app if it was revoked"
             ) from None
         except OSError as error:
-            await self.bot.close()
             raise SlackStartupError(f"cannot reach Slack at {self.settings.slack_api_url}: {error}") from None
         await self.bot.recover_interrupted()
         if self.socket_mode:
@@ -150,5 +148,4 @@ class SlackRunner:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
             self._socket = None
-        await self.bot.close()
         self._closed.set()
