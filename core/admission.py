@@ -1,10 +1,10 @@
 """Admission: the one path from "a message arrived" to "it is being answered".
 
     adapter: platform event -> Arrival (facts) + Asker (how to read and answer this one message)
-    core:    addressed? -> allowed? (else say so once) -> claim (exactly once) -> stop word?
+    core:    addressed? -> allowlisted? (else say so once) -> claim (exactly once) -> stop word?
              -> the asker builds the Turn -> deleted meanwhile? -> ChatService.answer
 
-Adapters state facts (who, where, mentioned or not, the allowlist's verdict); the decisions and the
+Adapters state facts (who, where, mentioned or not, admin or not); the decisions and the
 memories they need (refusals already said, prompts deleted before their answer began) live here, once
 and bounded. `Work` keeps the tasks an adapter started, so a shutdown can wait for them.
 """
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.access import Allowlist, Place
 from core.models import ConversationKey, Platform, Turn
 from core.prompts import is_stop_request
 from core.reply.surface import ReplySurface
@@ -42,10 +43,9 @@ class Arrival:
     platform: Platform
     message_id: str  # the platform's id of the message (what a deletion names)
     event_id: str  # what makes answering it exactly-once, across redeliveries, restarts and instances
-    user_id: str
-    place: str  # where a refusal is remembered: the channel (or DM) it came from
+    where: Place  # where it was written and by whom, as the allowlists see it
+    admin: bool  # what the platform counts as an admin (they may use the bot anywhere)
     text: str  # readable: the bot's own mention removed, other mentions as names
-    allowed: bool  # the platform's allowlist verdict for this person here
     # The bot was called: a DM, a mention, a reply to one of its messages, a thread it started.
     addressed: bool = False
     # Otherwise it may still be meant for the bot: a thread the bot answered in, a reply to a
@@ -87,9 +87,10 @@ class _Bounded:
 
 
 class Admission:
-    def __init__(self, service: ChatService, usage_hint: str) -> None:
+    def __init__(self, service: ChatService, usage_hint: str, allowlist: Allowlist) -> None:
         self.service = service
         self.usage_hint = usage_hint
+        self.allowlist = allowlist
         self._refused = _Bounded(REMEMBERED_REFUSALS)
         self._deleted = _Bounded(REMEMBERED_DELETIONS)
 
@@ -97,8 +98,8 @@ class Admission:
         """Take one message through every step; the answer's outcome, or None when it got none."""
         if not await self._addressed(arrival):
             return None
-        if not arrival.allowed:
-            await self.refuse(arrival.place, arrival.user_id, asker.tell)
+        if not self.allowlist.allows(arrival.where, admin=arrival.admin):
+            await self.refuse(arrival.where, asker.tell)
             return None
         if not await self.claim(arrival.platform, arrival.event_id):
             return None  # delivered before (a second event for one message, a redelivery)
@@ -122,11 +123,11 @@ class Admission:
         it again after the restart, and it is answered then."""
         return self.service.draining or await self.service.store.claim_event(platform, event_id)
 
-    async def refuse(self, place: str, user: str, tell: Callable[[str], Awaitable[None]]) -> None:
-        """ "Not enabled here", once per person and place rather than on every message."""
-        if (place, user) in self._refused:
+    async def refuse(self, where: Place, tell: Callable[[str], Awaitable[None]]) -> None:
+        """ "Not enabled here", once per person and channel rather than on every message."""
+        if (where.channel, where.user) in self._refused:
             return
-        self._refused.add((place, user))
+        self._refused.add((where.channel, where.user))
         await tell(NOT_ENABLED)
 
     def deleted(self, platform: Platform, message_id: str) -> None:

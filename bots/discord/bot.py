@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bots.discord.access import discord_allowlist
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
 from core.config import Settings
@@ -32,6 +33,6 @@ class DiscordBot:
     def __init__(self, settings: Settings, service: ChatService):
         self.settings = settings
         self.service = service
-        self.admission = Admission(service, usage_hint(DISCORD))
+        self.admission = Admission(service, usage_hint(DISCORD), discord_allowlist(settings))
         self.work = Work("discord")
         self.downloads = service.downloads

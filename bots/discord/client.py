@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bots.discord import endpoints
-from bots.discord.access import allowed, is_admin, place_of
+from bots.discord.access import is_admin, place_of
 from bots.discord.attachments import attachment_sources
 from bots.discord.bot import DiscordBot
 from bots.discord.commands import SeedCommandTree
@@ -146,14 +146,9 @@ class SeedClient(discord.Client):
             platform=PLATFORM,
             message_id=str(message.id),
             event_id=f"message:{message.id}",
-            user_id=str(message.author.id),
-            place=str(channel.id),
+            where=place_of(channel, message.guild, message.author),
+            admin=is_admin(self.settings, message.author),
             text=prompt_text(message, me),
-            allowed=allowed(
-                self.settings,
-                place_of(channel, message.guild, message.author),
-                admin=is_admin(self.settings, message.author),
-            ),
             addressed=message.guild is None
             or any(user.id == me for user in message.mentions)
             # People replying to each other under a question they asked the bot are not asking it.

@@ -15,7 +15,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from bots.discord.access import allowed, is_admin, place_of
+from bots.discord.access import is_admin, place_of
 from bots.discord.attachments import DiscordAttachment
 from bots.discord.bot import DISCORD, DiscordBot
 from bots.discord.conversation import (
@@ -86,7 +86,7 @@ class SeedCommandTree(app_commands.CommandTree[discord.Client]):
         place = place_of(interaction.channel, interaction.guild, interaction.user)
         # Anyone may have their data forgotten, allowed here or not.
         wants_forget = (interaction.data or {}).get("name") == "forget"
-        if not wants_forget and not allowed(bot.settings, place, admin=_admin(interaction)):
+        if not wants_forget and not bot.admission.allowlist.allows(place, admin=_admin(interaction)):
             await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
             return False
         return True

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bots.slack.api import error_code, web_client
-from bots.slack.conversation import PLATFORM, People
+from bots.slack.conversation import PLATFORM, People, is_dm
 from bots.slack.files import SlackFiles
 from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface
+from core.access import Allowlist, Place
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, html_safe_quote, usage_hint
 from core.config import Settings
@@ -65,9 +66,21 @@ class SlackBot:
         self.capabilities = Capabilities(native_streaming=settings.slack_stream_mode == "native")
         self.files = SlackFiles(settings, self.reads, service.downloads)
         self.people = People(self.reads)
-        self.admission = Admission(service, usage_hint(SLACK))
+        allowlist = Allowlist.of(channels=settings.slack_allowed_channels, users=settings.slack_allowed_users)
+        self.admission = Admission(service, usage_hint(SLACK), allowlist)
         self.work = Work("slack")
         self._identity: Identity | None = None
+
+    def is_admin(self, user: str) -> bool:
+        """Admins are named by Slack user id in SEEDBOT_ADMINS."""
+        return user in self.settings.admins
+
+    def place(self, channel: str, user: str) -> Place:
+        return Place(channel, user, is_dm=is_dm(channel))
+
+    def allows(self, channel: str, user: str) -> bool:
+        """The allowlists (SLACK_ALLOWED_CHANNELS, SLACK_ALLOWED_USERS) let `user` ask in `channel`."""
+        return self.admission.allowlist.allows(self.place(channel, user), admin=self.is_admin(user))
 
     @property
     def connected(self) -> bool:

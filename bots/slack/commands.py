@@ -17,7 +17,6 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bots.slack.access import allowed, is_admin
 from bots.slack.api import error_code
 from bots.slack.bot import SLACK, SlackBot
 from bots.slack.conversation import (
@@ -25,7 +24,6 @@ from bots.slack.conversation import (
     PROMPT_SUBTYPES,
     conversation_key,
     history_message,
-    is_dm,
     read_thread,
 )
 from bots.slack.surface import EphemeralSurface, Respond
@@ -87,7 +85,7 @@ class Invocation:
 async def on_command(bot: SlackBot, ack: Respond, command: Mapping[str, Any], respond: Respond) -> None:
     """The listener: acknowledge (with the whole answer, when it is instant), then work."""
     user, channel = str(command["user_id"]), str(command["channel_id"])
-    if not allowed(bot.settings, channel=channel, user=user, is_dm=is_dm(channel)):
+    if not bot.allows(channel, user):
         await ack(text=NOT_ENABLED)
         return
     try:
@@ -121,7 +119,7 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
             await _summarize_channel(bot, where, command)
         case _:
             caller = Caller(
-                PLATFORM, where.team, where.channel, where.user, admin=is_admin(bot.settings, where.user)
+                PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user)
             )
             await where.respond(text=await run_command(bot.service, caller, command, SLACK))
 
@@ -203,7 +201,7 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     """ "Summarize with Seed" on a message: summarize its thread, in that thread."""
     user = str(shortcut["user"]["id"])
     channel = str(shortcut["channel"]["id"])
-    if not allowed(bot.settings, channel=channel, user=user, is_dm=is_dm(channel)):
+    if not bot.allows(channel, user):
         await bot.tell(channel, user, NOT_ENABLED)
         return
     trigger = str(shortcut.get("trigger_id") or "")

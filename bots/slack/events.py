@@ -17,7 +17,6 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bots.slack.access import allowed
 from bots.slack.api import error_code
 from bots.slack.bot import SlackBot
 from bots.slack.conversation import (
@@ -71,10 +70,9 @@ async def on_prompt(bot: SlackBot, event: dict[str, Any], team: str) -> None:
         platform=PLATFORM,
         message_id=ts,
         event_id=f"message:{channel}:{ts}",
-        user_id=user,
-        place=channel,
+        where=bot.place(channel, user),
+        admin=bot.is_admin(user),
         text=await readable_text(text, bot.identity.bot_user_id, bot.people),
-        allowed=allowed(bot.settings, channel=channel, user=user, is_dm=dm),
         addressed=dm or mentioned,
         continues=conversation_key(team, channel, thread_ts) if follows_thread else None,
     )
@@ -159,9 +157,9 @@ async def on_assistant_thread_started(bot: SlackBot, event: Mapping[str, Any]) -
     channel, thread_ts, user = (str(thread.get(k) or "") for k in ("channel_id", "thread_ts", "user_id"))
     if not (channel and thread_ts and user):
         return
-    if not allowed(bot.settings, channel=channel, user=user, is_dm=True):
+    if not bot.allows(channel, user):
         await bot.admission.refuse(
-            channel, user, lambda text: bot.tell(channel, user, text, thread_ts=thread_ts)
+            bot.place(channel, user), lambda text: bot.tell(channel, user, text, thread_ts=thread_ts)
         )
         return
     try:

@@ -55,6 +55,10 @@ class MemorySurface:
         self._shared = _shared or _Channel()
         self._refuse: str | None = None
         self.changed = asyncio.Event()  # set on every accepted post or edit
+        self.closed = 0  # how many times the reply was closed (the protocol says: once, last)
+
+    async def close(self) -> None:
+        self.closed += 1
 
     def sibling(self) -> MemorySurface:
         """Another reply in the same channel: own messages, shared pace and 429s."""

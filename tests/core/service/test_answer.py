@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.access import Allowlist
 from core.admission import Admission
 from core.commands import Budget, Caller, Dialect, Effort, Prompt, run_command
 from core.models import AttachmentError, ConversationKey, HistoryMessage, Turn
@@ -432,7 +433,7 @@ async def test_a_reply_in_several_messages_is_found_by_any_of_them_and_not_repea
     outcome = await service.answer(turn("long please"), surface)
     first_part = outcome.refs[0].id
     assert len(outcome.refs) >= 3
-    assert await Admission(service, "").conversation_of("test", first_part) == KEY
+    assert await Admission(service, "", Allowlist()).conversation_of("test", first_part) == KEY
 
     # A platform hands the first part back as history (a reply chain): it is not sent twice.
     history = [
@@ -441,3 +442,22 @@ async def test_a_reply_in_several_messages_is_found_by_any_of_them_and_not_repea
     await service.answer(turn("and then?", history=history), MemorySurface(small))
     sent = str(model_server.requests[-1].body["messages"])
     assert sent.count("Paragraph 0") == 1
+
+
+@pytest.mark.parametrize("ending", ["complete", "refused", "stopped", "error"])
+async def test_the_reply_is_closed_exactly_once_however_the_answer_ends(make_settings, model_server, ending):
+    budget = Decimal("0.0000001") if ending == "refused" else None
+    service = await ChatService.open(make_settings(user_daily_budget_usd=budget))
+    if ending == "error":
+        model_server.enqueue(Script(status=403, error_message="no credits"))
+    if ending == "stopped":
+        model_server.enqueue(Script(content="word " * 400, chunk_chars=5, delay_s=0.02))
+    surface = MemorySurface(LIMITS)
+    answering = asyncio.create_task(service.answer(turn("q", message_id="p1"), surface))
+    if ending == "stopped":
+        await shown(surface, "word")
+        service.stop("test", "p1")
+    outcome = await asyncio.wait_for(answering, 10)
+    await service.close()
+    assert outcome.status == ending
+    assert surface.closed == 1
