@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from bots.slack import commands, events
 from bots.slack.bot import SlackBot
@@ -28,12 +29,23 @@ class SeedSlackApp(AsyncApp):
     seed: SlackBot
 
 
+class _OneTokenNotTwo(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself, then warns at every start that the
+    client's token (the very same one) wins over it: noise, and no constructor argument avoids it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     bot = SlackBot(settings, service)
     secret = settings.slack_signing_secret
+    bolt_log = logging.getLogger("seedbot.slack.bolt")
+    if not any(isinstance(known, _OneTokenNotTwo) for known in bolt_log.filters):
+        bolt_log.addFilter(_OneTokenNotTwo())
     app = SeedSlackApp(
         name="seedbot",
-        logger=logging.getLogger("seedbot.slack.bolt"),
+        logger=bolt_log,
         client=bot.reads,
         signing_secret=secret.get_secret_value() if secret is not None else "",
         process_before_response=True,

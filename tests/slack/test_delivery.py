@@ -3,6 +3,7 @@ restart), HTTP mode with real signatures, start-up errors and start-up recovery.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -253,3 +254,12 @@ async def test_socket_mode_reconnects_when_slack_asks_and_keeps_answering(
     assert bot.runner.ready()
     await bot.stop()
     assert not bot.runner.ready()
+
+
+async def test_starting_logs_no_warning_about_the_bot_token(start_bot: StartBot, caplog, monkeypatch) -> None:
+    # As in production, the token is in the environment, where Bolt also looks for it.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    with caplog.at_level(logging.WARNING):
+        await start_bot()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [text for text in warnings if "token" in text], warnings
