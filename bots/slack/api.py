@@ -23,6 +23,24 @@ from core.reply.surface import SurfaceError, SurfaceRateLimited
 
 API_TIMEOUT_S = 30
 TRANSIENT_RETRY_S = 1.0
+# A read that Slack asks to wait longer than this for is reported as rate limited instead: a command
+# must not hang for a minute behind a busy workspace's history tier.
+MAX_RATE_LIMIT_WAIT_S = 10.0
+
+
+class CappedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """Waits out a 429's Retry-After once, when it is short enough to be worth waiting for."""
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:  # type: ignore[no-untyped-def]
+        if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
+            return False
+        assert response is not None
+        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        value = header[0] if isinstance(header, list) else header
+        try:
+            return value is None or float(value) <= MAX_RATE_LIMIT_WAIT_S
+        except ValueError:
+            return True
 
 
 def web_client(settings: Settings, *, waits_out_rate_limits: bool) -> AsyncWebClient:
@@ -30,7 +48,7 @@ def web_client(settings: Settings, *, waits_out_rate_limits: bool) -> AsyncWebCl
         raise ValueError("SLACK_BOT_TOKEN is not set")
     handlers = [AsyncConnectionErrorRetryHandler()]
     if waits_out_rate_limits:
-        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+        handlers.append(CappedRateLimitRetry(max_retry_count=1))
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
@@ -42,6 +60,13 @@ def web_client(settings: Settings, *, waits_out_rate_limits: bool) -> AsyncWebCl
 def error_code(error: SlackApiError) -> str:
     """Slack's machine-readable reason (`invalid_auth`, `ratelimited`, `not_in_channel`...)."""
     return str(error.response.get("error") or f"HTTP {error.response.status_code}")
+
+
+def busy_note(error: SlackApiError) -> str | None:
+    """What to tell someone whose request a 429 ended, or None when it was something else."""
+    if not is_rate_limited(error):
+        return None
+    return f"Slack is rate limiting the bot here right now; try again in {retry_after(error):.0f} s."
 
 
 def is_rate_limited(error: SlackApiError) -> bool:

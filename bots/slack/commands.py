@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bots.slack.api import error_code
+from bots.slack.api import busy_note, error_code
 from bots.slack.bot import SLACK, SlackBot
 from bots.slack.conversation import (
     PLATFORM,
@@ -186,7 +186,7 @@ async def _summarize_channel(bot: SlackBot, where: Invocation, command: Summariz
         )
     except SlackApiError as error:
         log.info("no history for %s (%s)", where.channel, error_code(error))
-        await where.respond(text=NO_HISTORY)
+        await where.respond(text=busy_note(error) or NO_HISTORY)
         return
     history = await _history(bot, list(reversed(response.get("messages") or [])))
     if not history:
@@ -215,7 +215,7 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
         )
     except SlackApiError as error:
         log.info("no thread %s in %s (%s)", root, channel, error_code(error))
-        await bot.tell(channel, user, NO_HISTORY)
+        await bot.tell(channel, user, busy_note(error) or NO_HISTORY)
         return
     history = await _history(bot, messages)
     if not history:

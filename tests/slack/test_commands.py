@@ -251,6 +251,19 @@ async def test_summarize_where_the_bot_cannot_read_says_how_to_fix_it(start_bot:
     assert "/invite @Seed" in private_texts(world.slack, world.alice)[0]
 
 
+async def test_summarize_behind_a_long_rate_limit_says_so_instead_of_waiting(
+    start_bot: StartBot, world: World
+):
+    bot = await start_bot()
+    world.slack.fail_next("conversations.history", "ratelimited", status=429, retry_after=60)
+    await world.slack.slash(world.alice, world.general, "summarize")
+    await bot.idle()
+    assert private_texts(world.slack, world.alice) == [
+        "Slack is rate limiting the bot here right now; try again in 60 s."
+    ]
+    assert len(world.slack.calls_to("conversations.history")) == 1  # not retried after a minute
+
+
 async def test_a_question_where_the_bot_cannot_post_says_how_to_fix_it(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
