@@ -128,6 +128,10 @@ class SeedClient(discord.Client):
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         self.seed.admission.deleted(PLATFORM, str(payload.message_id))
 
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        for message_id in payload.message_ids:
+            self.seed.admission.deleted(PLATFORM, str(message_id))
+
     async def on_message(self, message: discord.Message) -> None:
         if not self.seed.work.accepting or message.author.bot or message.webhook_id is not None:
             return

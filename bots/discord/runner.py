@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+GATEWAY_AUTHENTICATION_FAILED = 4004
 
 
 def _has_credentials(url: str) -> bool:
@@ -126,6 +127,11 @@ class DiscordRunner:
             raise DiscordStartupError(intents_fix(self.client.application_id)) from None
         except discord.ConnectionClosed as error:
             await self._abort()
+            if error.code == GATEWAY_AUTHENTICATION_FAILED:
+                raise DiscordStartupError(
+                    "the Discord gateway refused DISCORD_BOT_TOKEN (4004): reset the token under Bot in"
+                    " the Developer Portal and set the new one"
+                ) from None
             raise DiscordStartupError(
                 f"the Discord gateway closed the connection (code {error.code})"
             ) from None

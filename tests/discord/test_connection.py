@@ -100,6 +100,20 @@ async def test_wrong_token_is_a_clear_error_without_the_token(world: World, star
     assert "not-the-token" not in str(refused.value)
 
 
+@pytest.mark.parametrize("discord_api", [{"gateway_token": "reset-meanwhile"}], indirect=True)
+async def test_a_token_the_gateway_refuses_gets_the_token_fix_in_one_line(
+    discord_api: FakeDiscord, start_bot: StartBot
+) -> None:
+    with pytest.raises(DiscordStartupError) as refused:
+        await start_bot()
+    message = str(refused.value)
+    assert message == (
+        "the Discord gateway refused DISCORD_BOT_TOKEN (4004): reset the token under Bot in the Developer"
+        " Portal and set the new one"
+    )
+    assert discord_api.gateway.close_codes == [4004]
+
+
 @pytest.mark.parametrize(
     ("base", "expected"),
     [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.discord.conftest import StartBot, World, last_user_text
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.model_server import FakeModelServer, Script
@@ -196,16 +198,21 @@ async def test_own_messages_other_bots_and_unaddressed_messages_are_ignored(
     assert len(api.bot_messages(world.general)) == 1
 
 
+@pytest.mark.parametrize("how", ["by its author", "in a moderator's bulk delete"])
 async def test_deleting_the_prompt_stops_the_answer(
-    world: World, start_bot: StartBot, model_server: FakeModelServer
+    world: World, start_bot: StartBot, model_server: FakeModelServer, how: str
 ) -> None:
     api = world.api
     long_answer = "never finished " * 200
     model_server.enqueue(Script(content=long_answer, chunk_chars=5, delay_s=0.02))
     await start_bot()
+    other = await api.user_message(world.general, world.bob, "unrelated chatter")
     prompt = await api.user_message(world.general, world.alice, world.mention("write a lot"))
     await api.wait_for(lambda: any("never" in m["content"] for m in api.bot_messages(world.general)))
-    await api.delete_by_user(prompt)
+    if how == "by its author":
+        await api.delete_by_user(prompt)
+    else:
+        await api.bulk_delete(world.general, [other, prompt])
     await api.wait_for(
         lambda: model_server.requests[0].disconnected.is_set(), what="the model stream to close"
     )

@@ -158,6 +158,7 @@ class FakeDiscord:
         self,
         *,
         token: str = BOT_TOKEN,
+        gateway_token: str | None = None,
         heartbeat_interval_ms: int = 41_250,
         refuse_privileged: bool = False,
         message_rate: tuple[int, float] = (5, 5.0),
@@ -165,6 +166,8 @@ class FakeDiscord:
         webhook_token_ttl_s: float = WEBHOOK_TOKEN_TTL_S,
     ):
         self.token = token
+        # The token the gateway accepts, where it differs from REST's (one reset in between).
+        self.gateway_token = gateway_token or token
         self.application_id = APPLICATION_ID
         self.message_rate = message_rate
         self.interaction_deadline_s = interaction_deadline_s
@@ -408,6 +411,15 @@ class FakeDiscord:
         )
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(message))
         return message
+
+    async def bulk_delete(self, channel: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        """A moderator removes several messages at once; the bot receives MESSAGE_DELETE_BULK."""
+        self.deleted.update(int(message["id"]) for message in messages)
+        payload: dict[str, Any] = {"ids": [m["id"] for m in messages], "channel_id": channel["id"]}
+        if "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+        self.changed()
+        await self.gateway.dispatch("MESSAGE_DELETE_BULK", payload)
 
     async def delete_by_user(self, message: dict[str, Any]) -> None:
         """The author deletes their message; the bot receives MESSAGE_DELETE."""

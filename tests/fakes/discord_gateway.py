@@ -96,7 +96,7 @@ class Gateway:
         self, socket: web.WebSocketResponse, request: web.Request, data: dict[str, Any]
     ) -> Session | None:
         self.identifies += 1
-        if data.get("token") != self.api.token:
+        if data.get("token") != self.api.gateway_token:
             await self._close(socket, 4004, "Authentication failed.")
             return None
         intents = int(data.get("intents", 0))
