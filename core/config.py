@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     video_max_seconds: float = _env("SEEDBOT_VIDEO_MAX_SECONDS", 180.0, gt=0)
     video_max_mb: float = _env("SEEDBOT_VIDEO_MAX_MB", 20.0, gt=0)
     text_file_max_chars: int = _env("SEEDBOT_TEXT_FILE_MAX_CHARS", 40_000, ge=100)
+    # Prepared media kept on disk by platform file id, so a file is downloaded once (0: no disk cache).
+    media_cache_mb: float = _env("SEEDBOT_MEDIA_CACHE_MB", 512.0, ge=0)
+    media_cache_dir: Path | None = _env("SEEDBOT_MEDIA_CACHE_DIR", None)
+    # What a summary may send of the media shared in its range; past it, the newest win.
+    summary_max_images: int = _env("SEEDBOT_SUMMARY_MAX_IMAGES", 20, ge=0)
+    summary_max_videos: int = _env("SEEDBOT_SUMMARY_MAX_VIDEOS", 2, ge=0)
+    summary_media_tokens: int = _env("SEEDBOT_SUMMARY_MEDIA_TOKENS", 60_000, ge=0)
 
     # --- tools ---
     tools_enabled: bool = _env("SEEDBOT_TOOLS_ENABLED", True)
@@ -157,6 +164,14 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path | None:
         """The SQLite file `DATABASE_URL` names, or None for another kind of database."""
         return sqlite_path(self.database_url.get_secret_value())
+
+    @property
+    def media_cache_folder(self) -> Path:
+        """SEEDBOT_MEDIA_CACHE_DIR, else a folder next to the SQLite file (or the working directory)."""
+        if self.media_cache_dir is not None:
+            return self.media_cache_dir
+        database = self.sqlite_path
+        return (database.parent if database is not None else Path()) / "seedbot-media-cache"
 
     @property
     def postgres_url(self) -> str | None:

@@ -44,7 +44,11 @@ class AttachmentError(Exception):
 
 
 class AttachmentSource(Protocol):
-    """A file an adapter can fetch on demand. `declared_*` come from the platform and may be wrong."""
+    """A file an adapter can fetch on demand. `declared_*` come from the platform and may be wrong.
+
+    Optionally `cache_key: str`: an id that never names other bytes (a Slack file id, a Discord
+    attachment id with its size); the prepared file is then kept on disk under it and not fetched again.
+    """
 
     name: str
     declared_size: int | None

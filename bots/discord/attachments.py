@@ -16,6 +16,8 @@ class DiscordAttachment:
         self.declared_size: int | None = attachment.size
         self.declared_mime: str | None = attachment.content_type
         self.source = attachment.url
+        # Attachment ids are never reused; the size guards against a re-upload under a known id.
+        self.cache_key = f"discord:{attachment.id}:{attachment.size}"
         self._downloads = downloads
 
     async def read(self, max_bytes: int) -> bytes:

@@ -95,6 +95,7 @@ class SlackFile:
         self.declared_size: int | None = int(size) if isinstance(size, int) else None
         self.declared_mime: str | None = file.get("mimetype") or None
         self.source: str = str(file.get("id"))
+        self.cache_key = f"slack:{self.source}"  # a file id never names other bytes
 
     async def read(self, max_bytes: int) -> bytes:
         file = self._file

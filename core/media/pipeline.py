@@ -23,6 +23,7 @@ from typing import Literal
 from core.config import Settings
 from core.llm.types import ContentPart, TextPart
 from core.media.cache import CachedMedia, MediaCache
+from core.media.disk_cache import DiskCache, KeptFile
 from core.media.documents import prepare_pdf, prepare_text
 from core.media.errors import MediaRefused
 from core.media.images import prepare_image
@@ -105,6 +106,11 @@ class MediaPipeline:
         # Images are already downscaled to the pixel budget, so "high" detail costs what we chose it to.
         self.image_detail = image_detail
         self.cache = MediaCache(cache_bytes)
+        self.disk = (
+            DiskCache(settings.media_cache_folder, int(settings.media_cache_mb * MB))
+            if settings.media_cache_mb > 0
+            else None
+        )
         self._cpu = asyncio.Semaphore(max_parallel or os.cpu_count() or 2)
 
     # --- public API ----------------------------------------------------------------------------------
@@ -169,6 +175,10 @@ class MediaPipeline:
         name = source.name or "unnamed file"
         if reason := self._refusal_before_download(source):
             return PreparedMedia(notes=[_note(name, reason)])
+        key: str | None = getattr(source, "cache_key", None)
+        if key is not None and self.disk is not None and (kept := await self.disk.get(key)) is not None:
+            self.cache.put(kept.sha256, kept.media)  # so the context can re-send it later
+            return self._prepared(name, kept.media, kept.size, kept.sha256, source.source)
         try:
             data = await source.read(self.max_file_bytes)
         except AttachmentError as error:
@@ -182,7 +192,12 @@ class MediaPipeline:
             return PreparedMedia(notes=[_note(name, self._too_large(len(data)))])
         if (source.declared_mime or "").startswith(_MEDIA_DECLARED) and looks_like_html(data):
             return PreparedMedia(notes=[_note(name, _WEB_PAGE_INSTEAD)])
-        return await self._prepare_data(name, data, source.source, on_progress)
+        prepared = await self._prepare_data(name, data, source.source, on_progress)
+        if key is not None and self.disk is not None and prepared.attachments:
+            meta = prepared.attachments[0]
+            if (entry := self.cache.get(meta.sha256)) is not None:
+                await self.disk.put(key, KeptFile(entry, meta.size, meta.sha256))
+        return prepared
 
     async def _prepare_data(
         self, name: str, data: bytes, source: str, on_progress: ProgressHandler | None
@@ -203,7 +218,11 @@ class MediaPipeline:
                 log.warning("converting attachment %r failed", name, exc_info=True)
                 return PreparedMedia(notes=[_note(name, "could not be processed (the file looks damaged).")])
             self.cache.put(sha256, entry)
-        meta = AttachmentMeta(entry.kind, entry.mime, len(data), sha256, name, source)
+        return self._prepared(name, entry, len(data), sha256, source)
+
+    @staticmethod
+    def _prepared(name: str, entry: CachedMedia, size: int, sha256: str, source: str) -> PreparedMedia:
+        meta = AttachmentMeta(entry.kind, entry.mime, size, sha256, name, source)
         return PreparedMedia(list(entry.parts), [meta], [_note(name, reason) for reason in entry.reasons])
 
     @staticmethod

@@ -120,10 +120,10 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def request_parts(model_server: FakeModelServer, kind: str) -> list[dict[str, Any]]:
-    """Content parts of type `kind` (image_url, video_url...) in the last request to the model."""
+def request_parts(model_server: FakeModelServer, kind: str, index: int = -1) -> list[dict[str, Any]]:
+    """Content parts of type `kind` (image_url, video_url...) in a request to the model (the last)."""
     parts = []
-    for message in model_server.requests[-1].body["messages"]:
+    for message in model_server.requests[index].body["messages"]:
         content = message.get("content")
         if isinstance(content, list):
             parts += [part for part in content if isinstance(part, dict) and part.get("type") == kind]

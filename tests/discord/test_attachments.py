@@ -60,3 +60,18 @@ async def test_an_image_earlier_in_the_reply_chain_reaches_the_model(
     await wait_answer(api, world.general, "what does it show?")
     assert api.attachment_downloads == [photo.id]
     assert len(request_parts(model_server, "image_url")) == 1
+
+
+async def test_asking_again_about_an_image_in_the_reply_chain_does_not_download_it_again(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    photo = api.add_attachment("chart.png", png(), "image/png")
+    await start_bot()
+    shared = await api.user_message(world.general, world.bob, "our latest chart", attachments=[photo])
+    for question in ("what does it show?", "and the trend?", "any outliers?"):
+        await api.user_message(world.general, world.alice, world.mention(question), reply_to=shared)
+        await wait_answer(api, world.general, question)
+    assert len(model_server.requests) == 3
+    assert all(len(request_parts(model_server, "image_url", index)) == 1 for index in range(3))
+    assert api.attachment_downloads == [photo.id]

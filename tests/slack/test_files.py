@@ -142,3 +142,40 @@ async def test_images_earlier_in_the_thread_come_along_as_context(
     await world.slack.post(world.alice, world.general, world.mention("what breed is it?"), thread_ts=root)
     await bot.idle()
     assert len(model_parts(model_server, "image_url")) == 1
+
+
+async def test_a_thread_of_ten_images_asked_about_ten_times_downloads_each_image_once(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(context_media_turns=30)
+    root = await world.slack.post(world.bob, world.general, "holiday pictures coming")
+    for number in range(10):
+        image = world.slack.add_file(
+            f"day{number}.png", encode(photo(40 + number, 30), "PNG"), "image/png", owner=world.bob
+        )
+        await world.slack.post(world.bob, world.general, f"day {number}", files=[image], thread_ts=root)
+    for question in range(10):
+        await world.slack.post(
+            world.alice, world.general, world.mention(f"question {question}?"), thread_ts=root
+        )
+        await bot.idle()
+    assert len(model_server.requests) == 10
+    assert all(len(model_parts(model_server, "image_url", index)) == 10 for index in range(10))
+    downloaded = [path for path, _ in world.slack.downloads]
+    assert len(downloaded) == 10 and len(set(downloaded)) == 10
+
+
+async def test_prepared_files_outlive_a_restart(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    image = world.slack.add_file("cat.png", PNG, "image/png", owner=world.bob)
+    root = await world.slack.post(world.bob, world.general, "look at my cat", files=[image])
+    await world.slack.post(world.alice, world.general, world.mention("what breed is it?"), thread_ts=root)
+    await bot.idle()
+    await bot.stop()
+    bot = await start_bot()  # the same database folder, so the same media cache
+    await world.slack.post(world.alice, world.general, world.mention("and its age?"), thread_ts=root)
+    await bot.idle()
+    assert len(model_parts(model_server, "image_url")) == 1
+    assert len(world.slack.downloads) == 1
