@@ -26,6 +26,7 @@ from core.llm.types import ChatRequest, CompletionResult, TextPart, Usage
 from core.media import MediaProgress, PreparedMedia
 from core.models import ConversationKey, MessageStatus, Turn
 from core.preferences import effort_for, system_prompt_for
+from core.prompts import summary_instruction
 from core.reply.footer import format_footer
 from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef
@@ -82,7 +83,6 @@ class Answer:
         service: ChatService,
         turn: Turn,
         streamer: ReplyStreamer,
-        instruction: str | None,
         flight: InFlight,
     ):
         self.service = service
@@ -90,7 +90,6 @@ class Answer:
         self.store = service.store
         self.turn = turn
         self.streamer = streamer
-        self.instruction = instruction
         self.flight = flight
         self.started = time.monotonic()
 
@@ -112,15 +111,16 @@ class Answer:
         )
         prepared = await self._prepare_media()
         prompt_parts = [*([TextPart(text=turn.text)] if turn.text else []), *turn.linked, *prepared.parts]
+        history = await gather_history(self.store, self.service.media, turn, self.settings)
         try:
             context = assemble_context(
-                await gather_history(
-                    self.store, self.service.media, turn, media_turns=self.settings.context_media_turns
-                ),
+                history.messages,
                 NewTurn(turn.user_id, turn.user_name, prompt_parts),
                 settings=self.settings,
                 system_prompt=await self._system_prompt(),
-                media_parts=self.service.media.parts_for,
+                media_parts=history.media_parts(self.service.media.parts_for),
+                media_turns=history.media_turns,
+                left_out=history.left_out,
             )
         except ContextTooLarge as too_large:
             return await self._end_early("error", str(too_large), prepared.notes)
@@ -164,7 +164,7 @@ class Answer:
                     elapsed_s=time.monotonic() - self.started,
                     usage=result.usage,
                     usd=usd,
-                    notes=[context.footer_note] if context.footer_note else (),
+                    notes=[*([context.footer_note] if context.footer_note else []), *history.notes],
                 )
             finished = await asyncio.shield(
                 self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes)
@@ -253,7 +253,8 @@ class Answer:
         prompt, _ = await system_prompt_for(
             self.store, self.settings, platform=key.platform, channel=key.channel
         )
-        return f"{prompt}\n\n{self.instruction}" if self.instruction else prompt
+        summary = self.turn.summary
+        return f"{prompt}\n\n{summary_instruction(summary)}" if summary is not None else prompt
 
     async def _stream(
         self, request: ChatRequest, reply_id: int

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from core.config import EFFORTS
 from core.costs import PERIODS, REPORT_SCOPES, Labeller, Period, ReportScope, cost_report, str_label
-from core.models import ConversationKey, Platform
+from core.models import ConversationKey, HistoryMessage, Platform, SummaryKind
 from core.money import format_limit
 from core.preferences import effort_for, system_prompt_for
 from core.store.base import BudgetKind, SettingError
@@ -141,10 +141,12 @@ class Help:
 
 @dataclass(frozen=True, slots=True)
 class Summarize:
-    """Summarize the last `messages` messages, or the last `hours` hours, of the place it was asked in."""
+    """Summarize the last `messages` messages, or the last `hours` hours, of the place it was asked in;
+    `kind` "media": only the files, images and videos shared there, each with who shared it."""
 
     messages: int | None = DEFAULT_SUMMARY_MESSAGES
     hours: int | None = None
+    kind: SummaryKind = "messages"
 
     def __post_init__(self) -> None:
         if self.hours is not None and not 1 <= self.hours <= MAX_SUMMARY_HOURS:
@@ -160,7 +162,14 @@ class Summarize:
 
     def request(self, found: int) -> str:
         """The question the model is asked, once the adapter found `found` messages in the range."""
-        return f"Summarize {self.what} of this channel ({found} message{'' if found == 1 else 's'})."
+        messages = f"{found} message{'' if found == 1 else 's'}"
+        if self.kind == "media":
+            return f"Summarize what was shared in {self.what} of this channel ({messages} with files)."
+        return f"Summarize {self.what} of this channel ({messages})."
+
+    def wants(self, message: HistoryMessage) -> bool:
+        """Whether a message of the range goes into the summary."""
+        return self.kind == "messages" or bool(message.attachments)
 
 
 ReplyCommand = Effort | Cost | Budget | Prompt | Forget | Help
@@ -190,8 +199,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("cost", "[me|channel|{workspace}] [today|7d|30d|all]", "requests, tokens and spend"),
     CommandSpec(
         "summarize",
-        "[N | 24h]",
-        f"summarize this channel's last N messages (default {DEFAULT_SUMMARY_MESSAGES}) or hours",
+        "[media] [N | 24h]",
+        f"summarize this channel's last N messages (default {DEFAULT_SUMMARY_MESSAGES}) or hours; "
+        "`media`: only the files, images and videos shared (default: the last 7 days)",
     ),
     CommandSpec(
         "budget",
@@ -304,6 +314,9 @@ def _parse_budget(words: list[str]) -> Budget:
 
 
 def _parse_summarize(words: list[str]) -> Summarize:
+    if words[:1] == ["media"]:
+        ranged = _parse_summarize(words[1:] or ["7d"])
+        return Summarize(ranged.messages, ranged.hours, "media")
     if not words:
         return Summarize()
     if len(words) <= 2 and words[0].isdigit() and words[1:] in ([], ["messages"], ["message"]):

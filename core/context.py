@@ -101,16 +101,20 @@ def assemble_context(
     max_tokens: int | None = None,
     media_parts: MediaLookup | None = None,
     multi_user: bool | None = None,
+    media_turns: int | None = None,
+    left_out: int = 0,
 ) -> AssembledContext:
     """Messages for a request answering `turn` after `history` (oldest first, not including `turn`).
 
     `system_prompt` defaults to SEEDBOT_SYSTEM_PROMPT, `max_tokens` to SEEDBOT_MAX_TOKENS. `multi_user`
     (default: more than one human in the conversation) prefixes each human message with its author's
-    name so the model knows who said what. Media of the last `settings.context_media_turns` human turns
-    are re-sent when `media_parts` still has them and they fit; otherwise they become a text mention.
+    name so the model knows who said what. Media of the last `media_turns` human turns (default
+    `settings.context_media_turns`) are re-sent when `media_parts` still has them and they fit;
+    otherwise they become a text mention. `left_out` counts older messages the caller never read.
     Raises ContextTooLarge when even the new turn alone does not fit.
     """
     reply_tokens = settings.max_tokens if max_tokens is None else max_tokens
+    media_turns = settings.context_media_turns if media_turns is None else media_turns
     budget = settings.context_tokens - reply_tokens
     sendable = [message for message in history if _sendable(message)]
     if multi_user is None:
@@ -131,7 +135,7 @@ def assemble_context(
     for stored in reversed(sendable):
         if stored.role == "user":
             human_turns += 1
-        lookup = media_parts if human_turns <= settings.context_media_turns else None
+        lookup = media_parts if human_turns <= media_turns else None
         fitted = None
         for candidate in _renderings(stored, multi_user, lookup):
             cost = estimate_message_tokens(candidate)
@@ -148,7 +152,7 @@ def assemble_context(
     return AssembledContext(
         messages=[system, *chosen, new_message],
         used_turns=len(chosen),
-        dropped_turns=len(sendable) - len(chosen),
+        dropped_turns=len(sendable) - len(chosen) + left_out,
         estimated_prompt_tokens=used,
     )
 

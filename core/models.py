@@ -15,6 +15,7 @@ Platform = str  # "slack", "discord", "terminal", ...
 MediaKind = Literal["image", "video", "text", "pdf", "other"]
 MessageStatus = Literal["complete", "streaming", "interrupted", "error"]
 Role = Literal["user", "assistant"]
+SummaryKind = Literal["messages", "media"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,5 +84,8 @@ class Turn:
     attachments: Sequence[AttachmentSource] = ()
     # Media the model fetches itself, by URL, passed through as they are (`seedbot ask --image URL`).
     linked: Sequence[ContentPart] = ()
+    # A summary of `history` (all of it, or only the media shared in it): the media of the whole range
+    # are sent, within the summary media budget, rather than those of the last few turns.
+    summary: SummaryKind | None = None
     history: Sequence[HistoryMessage] = field(default=())
     effort: Effort | None = None  # request-level override, the most specific scope

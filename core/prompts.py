@@ -7,6 +7,18 @@ SUMMARY_INSTRUCTION = (
     "what where it matters. Be concise and use short bullet points."
 )
 
+MEDIA_SUMMARY_INSTRUCTION = (
+    "You are summarizing the files, images and videos shared in a chat conversation, given as the earlier "
+    "messages. Go through what was shared, newest last: for each, name who shared it and when it matters, "
+    "and say briefly what it shows or contains. Ignore messages without files. Be concise."
+)
+
+
+def summary_instruction(kind: str) -> str:
+    """What the model is told for a summary of a range's messages, or of only the media shared in it."""
+    return MEDIA_SUMMARY_INSTRUCTION if kind == "media" else SUMMARY_INSTRUCTION
+
+
 _STOP_WORDS = frozenset({"stop", "cancel", "stop it", "halt", "abort"})
 
 

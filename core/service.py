@@ -176,9 +176,7 @@ class ChatService:
 
     # --- answering --------------------------------------------------------------------------------------
 
-    async def answer(
-        self, turn: Turn, surface: ReplySurface, *, instruction: str | None = None
-    ) -> AnswerOutcome:
+    async def answer(self, turn: Turn, surface: ReplySurface) -> AnswerOutcome:
         """Answer `turn` into `surface`, after the answers before it in its conversation. The surface is
         closed when this returns, whatever happened."""
         platform = turn.key.platform
@@ -206,7 +204,7 @@ class ChatService:
                     return AnswerOutcome("interrupted", DRAINING_MESSAGE)
                 if flight.stopped:
                     return AnswerOutcome("stopped")
-                return await Answer(self, turn, streamer, instruction, flight).run()
+                return await Answer(self, turn, streamer, flight).run()
         except Exception:
             # A bug or a broken database must not take the adapter down with it; the log has the details.
             log.exception("answer failed", extra={"platform": platform})

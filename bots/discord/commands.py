@@ -42,8 +42,7 @@ from core.commands import (
     Summarize,
     run_command,
 )
-from core.models import ConversationKey, HistoryMessage, Turn
-from core.prompts import SUMMARY_INSTRUCTION
+from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
 from core.service import DRAINING_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -127,14 +126,14 @@ async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> Non
     await interaction.edit_original_response(content=text[:MAX_REPLY_CHARS])
 
 
-async def _stream(interaction: discord.Interaction, turn: Turn, *, instruction: str | None = None) -> None:
+async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
     channel = interaction.channel
     if not isinstance(channel, discord.abc.Messageable):
         channel = interaction.client.get_partial_messageable(
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
     surface = InteractionSurface(interaction, fallback_channel=channel)
-    await _bot(interaction).service.answer(turn, surface, instruction=instruction)
+    await _bot(interaction).service.answer(turn, surface)
 
 
 def _turn(interaction: discord.Interaction, key: ConversationKey, text: str, **extra: object) -> Turn:
@@ -218,10 +217,14 @@ async def help_(interaction: discord.Interaction) -> None:
 @app_commands.command(
     name="summarize", description="Summarize this channel's recent messages and shared media"
 )
-@app_commands.describe(count=f"How many recent messages (default {DEFAULT_SUMMARY_MESSAGES})")
+@app_commands.describe(
+    count=f"How many recent messages (default {DEFAULT_SUMMARY_MESSAGES})",
+    what="Everything said, or only the files, images and videos shared",
+)
 async def summarize(
     interaction: discord.Interaction,
     count: app_commands.Range[int, 1, MAX_SUMMARY_MESSAGES] = DEFAULT_SUMMARY_MESSAGES,
+    what: Literal["messages", "media"] = "messages",
 ) -> None:
     await interaction.response.defer(thinking=True)
     bot = _bot(interaction)
@@ -240,8 +243,9 @@ async def summarize(
         except discord.HTTPException as error:
             await interaction.edit_original_response(content=f"{NO_HISTORY} ({error.status})")
             return
-        recent.reverse()
-        await _summarize(interaction, recent, Summarize(messages=count).request(len(recent)))
+        command = Summarize(messages=count, kind=what)
+        wanted = [message for message in reversed(recent) if command.wants(message)]
+        await _summarize(interaction, wanted, command.request(len(wanted)), what)
 
 
 @app_commands.context_menu(name="Summarize")
@@ -251,10 +255,14 @@ async def summarize_message(interaction: discord.Interaction, message: discord.M
     with bot.work.track():
         assert interaction.client.user is not None
         item = history_message(message, interaction.client.user.id, bot.downloads)
-        await _summarize(interaction, [item], f"Summarize this message by {item.author} and its attachments.")
+        await _summarize(
+            interaction, [item], f"Summarize this message by {item.author} and its attachments.", "messages"
+        )
 
 
-async def _summarize(interaction: discord.Interaction, history: list[HistoryMessage], text: str) -> None:
+async def _summarize(
+    interaction: discord.Interaction, history: list[HistoryMessage], text: str, kind: SummaryKind
+) -> None:
     # A summary is a conversation of its own (replies to it continue it), not part of a thread's.
     key = ConversationKey(
         PLATFORM,
@@ -262,9 +270,7 @@ async def _summarize(interaction: discord.Interaction, history: list[HistoryMess
         settings_channel(interaction.channel),
         f"summary-{interaction.id}",
     )
-    await _stream(
-        interaction, _turn(interaction, key, text, history=history), instruction=SUMMARY_INSTRUCTION
-    )
+    await _stream(interaction, _turn(interaction, key, text, history=history, summary=kind))
 
 
 def _is_response_to(message: discord.Message, interaction: discord.Interaction) -> bool:

@@ -40,8 +40,7 @@ from core.commands import (
     run_command,
     usage_line,
 )
-from core.models import HistoryMessage, Turn
-from core.prompts import SUMMARY_INSTRUCTION
+from core.models import HistoryMessage, SummaryKind, Turn
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +117,7 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
         case Summarize():
             await _summarize_channel(bot, where, command)
         case _:
-            caller = Caller(
-                PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user)
-            )
+            caller = Caller(PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user))
             await where.respond(text=await run_command(bot.service, caller, command, SLACK))
 
 
@@ -147,7 +144,7 @@ async def _answer_in_thread(
     text: str,
     *,
     history: list[HistoryMessage] | None = None,
-    instruction: str | None = None,
+    summary: SummaryKind | None = None,
 ) -> None:
     """Post `header` in the channel, then stream the answer into its thread."""
     if where.trigger_id and not await bot.admission.claim(PLATFORM, f"command:{where.trigger_id}"):
@@ -158,9 +155,9 @@ async def _answer_in_thread(
         await where.respond(text=CANNOT_POST.format(code=error_code(error)))
         return
     root = str(posted["ts"])
-    turn = _turn(where, root, text, await bot.people.name(where.user), history=history or ())
+    turn = _turn(where, root, text, await bot.people.name(where.user), history=history or (), summary=summary)
     surface = bot.surface(channel=where.channel, thread_ts=root, user=where.user)
-    await bot.service.answer(turn, surface, instruction=instruction)
+    await bot.service.answer(turn, surface)
 
 
 def _summarizable(message: Mapping[str, Any]) -> bool:
@@ -188,13 +185,15 @@ async def _summarize_channel(bot: SlackBot, where: Invocation, command: Summariz
         log.info("no history for %s (%s)", where.channel, error_code(error))
         await where.respond(text=busy_note(error) or NO_HISTORY)
         return
-    history = await _history(bot, list(reversed(response.get("messages") or [])))
+    found = await _history(bot, list(reversed(response.get("messages") or [])))
+    history = [message for message in found if command.wants(message)]
     if not history:
         await where.respond(text=NOTHING_TO_SUMMARIZE)
         return
-    header = f"<@{where.user}> asked me to summarize {command.what} here."
+    what = f"what was shared in {command.what}" if command.kind == "media" else command.what
+    header = f"<@{where.user}> asked me to summarize {what} here."
     text = command.request(len(history))
-    await _answer_in_thread(bot, where, header, text, history=history, instruction=SUMMARY_INSTRUCTION)
+    await _answer_in_thread(bot, where, header, text, history=history, summary=command.kind)
 
 
 async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], respond: Respond) -> None:
@@ -223,6 +222,6 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
         return
     team = str((shortcut.get("team") or {}).get("id") or bot.identity.team_id)
     where = Invocation(team, channel, user, trigger, respond)
-    turn = _turn(where, root, "Summarize this thread.", await bot.people.name(user), history=history)
-    surface = bot.surface(channel=channel, thread_ts=root, user=user)
-    await bot.service.answer(turn, surface, instruction=SUMMARY_INSTRUCTION)
+    name = await bot.people.name(user)
+    turn = _turn(where, root, "Summarize this thread.", name, history=history, summary="messages")
+    await bot.service.answer(turn, bot.surface(channel=channel, thread_ts=root, user=user))

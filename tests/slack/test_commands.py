@@ -9,11 +9,11 @@ from bots.slack.commands import HELP, SHORTCUT_ID, USAGE
 from bots.slack.surface import PRIVATE_CUT
 from core.admission import NOT_ENABLED
 from core.commands import admins_only
-from core.prompts import SUMMARY_INSTRUCTION
-from tests.core.media.samples import encode, photo
+from core.prompts import MEDIA_SUMMARY_INSTRUCTION, SUMMARY_INSTRUCTION
+from tests.core.media.samples import encode, photo, write_video
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack import TEAM_ID, FakeSlack
-from tests.slack.conftest import StartBot, World, model_parts, model_prompt
+from tests.slack.conftest import StartBot, World, model_parts, model_prompt, reply_text
 
 ADMINS_ONLY = admins_only(SLACK)
 
@@ -229,6 +229,71 @@ async def test_summarize_sums_up_recent_messages_and_shared_media_in_a_thread(
     header = world.slack.bot_messages(world.general)[0]
     assert header.text == f"<@{world.alice}> asked me to summarize the last 3 messages here."
     assert world.slack.bot_messages(world.general, thread_ts=header.ts)
+
+
+async def share_a_busy_channel(world: World, tmp_path) -> None:
+    """30 messages in #general; 8 of them carry an image, one a video."""
+    clip = write_video(tmp_path / "demo.mp4", seconds=1, width=64, height=48).read_bytes()
+    for n in range(30):
+        files = []
+        if n % 4 == 1:
+            files = [
+                world.slack.add_file(
+                    f"shot{n}.png", encode(photo(40 + n, 30), "PNG"), "image/png", owner=world.bob
+                )
+            ]
+        if n == 20:
+            files = [world.slack.add_file("demo.mp4", clip, "video/mp4", owner=world.alice)]
+        author = world.alice if n == 20 else world.bob
+        await world.slack.post(author, world.general, f"message {n}", files=files)
+
+
+async def test_a_summary_sends_every_image_and_video_shared_in_its_range(
+    start_bot: StartBot, world: World, model_server: FakeModelServer, tmp_path
+):
+    bot = await start_bot()
+    await share_a_busy_channel(world, tmp_path)
+    await world.slack.slash(world.alice, world.general, "summarize 30")
+    await bot.idle()
+    assert len(model_parts(model_server, "image_url")) == 8
+    assert len(model_parts(model_server, "video_url")) == 1
+    prompt = model_prompt(model_server)
+    assert "Bob: message 29" in prompt and "Alice: message 20" in prompt  # who shared what
+    header = world.slack.bot_messages(world.general)[0]
+    assert "not shown" not in reply_text(world.slack.bot_messages(world.general, thread_ts=header.ts))
+
+
+async def test_past_the_summary_media_budget_the_newest_win_and_the_footer_says_so(
+    start_bot: StartBot, world: World, model_server: FakeModelServer, tmp_path
+):
+    bot = await start_bot(summary_max_images=3)
+    await share_a_busy_channel(world, tmp_path)
+    await world.slack.slash(world.alice, world.general, "summarize 30")
+    await bot.idle()
+    images = model_parts(model_server, "image_url")
+    assert len(images) == 3
+    prompt = model_prompt(model_server)
+    assert "[earlier image: shot1.png]" in prompt and "[earlier image: shot29.png]" not in prompt
+    header = world.slack.bot_messages(world.general)[0]
+    answer = reply_text(world.slack.bot_messages(world.general, thread_ts=header.ts))
+    assert "5 older images not shown" in answer
+
+
+async def test_summarize_media_covers_only_the_files_shared_and_who_shared_them(
+    start_bot: StartBot, world: World, model_server: FakeModelServer, tmp_path
+):
+    bot = await start_bot()
+    await share_a_busy_channel(world, tmp_path)
+    await world.slack.slash(world.alice, world.general, "summarize media 7d")
+    await bot.idle()
+    prompt = model_prompt(model_server)
+    assert "message 20" in prompt and "message 21" in prompt and "message 2\n" not in prompt
+    assert "message 3" not in prompt.replace("message 30", "")  # no file: left out
+    assert MEDIA_SUMMARY_INSTRUCTION in prompt
+    header = world.slack.bot_messages(world.general)[0]
+    assert (
+        header.text == f"<@{world.alice}> asked me to summarize what was shared in the last 168 hours here."
+    )
 
 
 async def test_summarize_by_hours_reads_that_window(
