@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -23,11 +23,15 @@ from core.store.base import (
     SETTING_SCOPES,
     BudgetKind,
     BudgetRefusal,
+    DailyUsage,
     LedgerEntry,
     Reservation,
     ReservationRequest,
+    ScopedUsage,
+    SettingChange,
     SettingScope,
     StoredMessage,
+    StoredSetting,
     StoreError,
     UsageFilter,
     UsageGroup,
@@ -56,6 +60,10 @@ _TOTAL_COLUMNS = (
     " COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usd_nanos), 0)"
 )
 _GROUP_COLUMNS: dict[UsageGroupBy, str] = {"user": "user_id", "channel": "channel", "workspace": "workspace"}
+_LEDGER_COLUMNS = (
+    "request_id, platform, workspace, channel, user_id, model, effort, prompt_tokens, completion_tokens,"
+    " reasoning_tokens, cached_tokens, usd_nanos, cost_source, ttft_s, latency_s, outcome, at"
+)
 
 
 def _nanos(usd: Decimal, rounding: str = ROUND_HALF_EVEN) -> int:
@@ -410,6 +418,41 @@ class SqliteStore:
         by_scope = dict(rows)
         return next(((by_scope[scope], scope) for scope in SETTING_SCOPES if scope in by_scope), None)
 
+    async def list_settings(self, *names: str) -> list[StoredSetting]:
+        for name in names:
+            check_setting_name(name)
+        rows = await self._read(
+            "SELECT name, scope, platform, scope_id, value, updated_at FROM settings"
+            " WHERE ? = 0 OR name IN (SELECT value FROM json_each(?))"
+            " ORDER BY name, platform, scope, scope_id",
+            (len(names), json.dumps(names)),
+        )
+        return [
+            StoredSetting(name, scope, platform, scope_id, value, datetime.fromtimestamp(updated, UTC))
+            for name, scope, platform, scope_id, value, updated in rows
+        ]
+
+    async def record_setting_change(self, change: SettingChange) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO setting_changes (at, actor, name, scope, platform, scope_id, old_value,"
+                " new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    change.at.timestamp(), change.actor, change.name, change.scope, change.platform,
+                    change.scope_id, change.old, change.new,
+                ),
+            )  # fmt: skip
+
+        await self._write(body)
+
+    async def setting_changes(self, limit: int = 50) -> list[SettingChange]:
+        rows = await self._read(
+            "SELECT actor, name, scope, platform, scope_id, old_value, new_value, at FROM setting_changes"
+            " ORDER BY id DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [SettingChange(*row[:7], at=datetime.fromtimestamp(row[7], UTC)) for row in rows]
+
     # --- ledger and reports --------------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -437,6 +480,73 @@ class SqliteStore:
             (*params, max(limit, 0)),
         )
         return [UsageGroup(row[0], _totals(row[1:])) for row in rows]
+
+    async def iter_ledger(
+        self, since: date | None = None, until: date | None = None, *, batch: int = 5000
+    ) -> AsyncIterator[LedgerEntry]:
+        start = _day_start(since) if since is not None else float("-inf")
+        end = _day_start(until + timedelta(days=1)) if until is not None else float("inf")
+        # The keyset (at, id) walks usage_ledger_by_time, whose entries carry the rowid: each batch
+        # starts where the last one ended instead of skipping rows as OFFSET would. It is the only
+        # lower bound, so SQLite cannot pick `since` to start every batch from.
+        after: tuple[float, int] = (start, -1)
+        while True:
+            rows = await self._read(
+                f"SELECT id, {_LEDGER_COLUMNS} FROM usage_ledger"
+                " WHERE (at, id) > (?, ?) AND at < ? ORDER BY at, id LIMIT ?",
+                (*after, end, max(batch, 1)),
+            )
+            for row in rows:
+                yield _ledger_entry(row[1:])
+            if len(rows) < batch:
+                return
+            after = (rows[-1][17], rows[-1][0])
+
+    async def usage_by_day(
+        self, since: date | None = None, until: date | None = None, where: UsageFilter | None = None
+    ) -> list[DailyUsage]:
+        condition, params = _range_condition(where, since, until)
+        rows = await self._read(
+            f"SELECT day, platform, {_TOTAL_COLUMNS} FROM usage_daily WHERE {condition}"
+            " GROUP BY day, platform ORDER BY day, platform",
+            params,
+        )
+        return [DailyUsage(date.fromisoformat(row[0]), row[1], _totals(row[2:])) for row in rows]
+
+    async def usage_groups(
+        self,
+        by: UsageGroupBy,
+        since: date | None = None,
+        until: date | None = None,
+        where: UsageFilter | None = None,
+        limit: int | None = None,
+    ) -> list[ScopedUsage]:
+        column = _GROUP_COLUMNS[by]
+        condition, params = _range_condition(where, since, until)
+        # All time reads the monthly roll-up, which is about 30 times smaller than the daily one.
+        table = "usage_monthly" if since is None and until is None else "usage_daily"
+        rows = await self._read(
+            f"SELECT platform, workspace, {column}, {_TOTAL_COLUMNS} FROM {table} WHERE {condition}"
+            f" GROUP BY platform, workspace, {column}"
+            f" ORDER BY SUM(usd_nanos) DESC, SUM(requests) DESC, platform, workspace, {column} LIMIT ?",
+            (*params, -1 if limit is None else max(limit, 0)),
+        )
+        return [ScopedUsage(row[0], row[1], row[2], _totals(row[3:])) for row in rows]
+
+    async def failed_calls(self, limit: int = 50) -> list[LedgerEntry]:
+        rows = await self._read(
+            f"SELECT {_LEDGER_COLUMNS} FROM usage_ledger WHERE outcome <> 'ok' ORDER BY at DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [_ledger_entry(row) for row in rows]
+
+    async def unfinished_replies(self, limit: int = 50) -> list[StoredMessage]:
+        rows = await self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.status IN ('interrupted', 'error') ORDER BY m.id DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return await self._messages(rows)
 
     # --- budgets -------------------------------------------------------------------------------------
 
@@ -610,8 +720,10 @@ def _key_params(key: ConversationKey) -> tuple[str, str, str, str]:
     return (key.platform, key.workspace, key.channel, key.thread)
 
 
-def _usage_query(where: UsageFilter, since: date | None) -> tuple[str, str, list[Any]]:
-    """The roll-up table to read (monthly for all time, daily for a period) and its WHERE clause."""
+def _filter_clauses(where: UsageFilter | None) -> tuple[list[str], list[Any]]:
+    """The roll-up WHERE clauses (and their parameters) of a usage filter; None filters nothing."""
+    if where is None:
+        return ["1 = 1"], []
     clauses = ["platform = ?"]
     params: list[Any] = [where.platform]
     for column, value in (
@@ -622,11 +734,43 @@ def _usage_query(where: UsageFilter, since: date | None) -> tuple[str, str, list
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    return clauses, params
+
+
+def _usage_query(where: UsageFilter, since: date | None) -> tuple[str, str, list[Any]]:
+    """The roll-up table to read (monthly for all time, daily for a period) and its WHERE clause."""
+    clauses, params = _filter_clauses(where)
     if since is None:
         return "usage_monthly", " AND ".join(clauses), params
     clauses.append("day >= ?")
     params.append(since.isoformat())
     return "usage_daily", " AND ".join(clauses), params
+
+
+def _range_condition(
+    where: UsageFilter | None, since: date | None, until: date | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over the daily roll-up for a filter and UTC days `since`..`until` (both included);
+    without days it fits the monthly roll-up too."""
+    clauses, params = _filter_clauses(where)
+    for clause, day in (("day >= ?", since), ("day <= ?", until)):
+        if day is not None:
+            clauses.append(clause)
+            params.append(day.isoformat())
+    return " AND ".join(clauses), params
+
+
+def _day_start(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+def _ledger_entry(row: Sequence[Any]) -> LedgerEntry:
+    """A ledger row read with `_LEDGER_COLUMNS`."""
+    *fields, nanos, source, ttft, latency, outcome, at = row
+    return LedgerEntry(
+        *fields, usd=_usd(nanos), cost_source=source, ttft_s=ttft, latency_s=latency, outcome=outcome,
+        at=datetime.fromtimestamp(at, UTC),
+    )  # fmt: skip
 
 
 def _totals(row: Sequence[int]) -> UsageTotals:
