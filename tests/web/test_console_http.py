@@ -197,10 +197,11 @@ async def test_a_budget_edit_goes_through_the_service_takes_effect_and_is_audite
     csrf = await logged_in(client)
     assert isinstance(await service.budgets.reserve(key, "U1", Decimal("0.01")), Reservation)
 
-    answer = await client.post(
-        "/admin/budgets",
-        data={"csrf": csrf, "platform": "slack", "workspace": "T1", "kind": "user_daily", "amount": "$0.005"},
-    )
+    def user_daily(amount: str | None) -> dict[str, str]:
+        form = {"csrf": csrf, "platform": "slack", "workspace": "T1", "kind": "user_daily"}
+        return form if amount is None else {**form, "amount": amount}
+
+    answer = await client.post("/admin/budgets", data=user_daily("$0.005"))
 
     assert (answer.status_code, answer.headers["location"]) == (303, "/admin/budgets")
     assert (await service.budgets_for("slack", "T1")).user_daily == Decimal("0.005")
@@ -212,14 +213,9 @@ async def test_a_budget_edit_goes_through_the_service_takes_effect_and_is_audite
     page = (await client.get("/admin/budgets")).text
     assert "ann (console, 127.0.0.1)" in page and "default → 0.005" in page
 
-    bad = await client.post(
-        "/admin/budgets",
-        data={"csrf": csrf, "platform": "slack", "workspace": "T1", "kind": "user_daily", "amount": "lots"},
-    )
+    bad = await client.post("/admin/budgets", data=user_daily("lots"))
     assert bad.status_code == 400 and "a budget is an amount in US dollars" in bad.text
-    back = await client.post(
-        "/admin/budgets", data={"csrf": csrf, "platform": "slack", "workspace": "T1", "kind": "user_daily"}
-    )
+    back = await client.post("/admin/budgets", data=user_daily(None))
     assert back.status_code == 303
     assert (await service.budgets_for("slack", "T1")).user_daily is None  # the environment's: unlimited
     assert [(c.old, c.new) for c in await service.store.setting_changes()] == [
@@ -234,26 +230,17 @@ async def test_channel_effort_and_prompt_are_set_through_the_service(
     service = console_server.service
     csrf = await logged_in(client)
 
-    answer = await client.post(
-        "/admin/channels",
-        data={
+    def c7(effort: str, system_prompt: str) -> dict[str, str]:
+        return {
             "csrf": csrf,
             "platform": "slack",
             "channel": "C7",
-            "effort": "high",
-            "system_prompt": "Rhyme.",
-        },
-    )
-    too_long = await client.post(
-        "/admin/channels",
-        data={
-            "csrf": csrf,
-            "platform": "slack",
-            "channel": "C7",
-            "effort": "low",
-            "system_prompt": "x" * 9000,
-        },
-    )
+            "effort": effort,
+            "system_prompt": system_prompt,
+        }
+
+    answer = await client.post("/admin/channels", data=c7("high", "Rhyme."))
+    too_long = await client.post("/admin/channels", data=c7("low", "x" * 9000))
 
     assert answer.status_code == 303 and too_long.status_code == 400
     assert await service.effort_for(platform="slack", workspace="T1", channel="C7", user="U1") == (
