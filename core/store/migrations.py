@@ -223,7 +223,7 @@ _MESSAGE_PARTS = (
 )
 
 # The admin console: an audit log of settings changed through it, and indexes for its pages and for the
-# usage export (keyset reads of the ledger in time order, spend per day across platforms, problems).
+# usage export (keyset reads of the ledger in time order, problems).
 _CONSOLE = (
     """
     CREATE TABLE setting_changes (
@@ -240,7 +240,6 @@ _CONSOLE = (
     """,
     "CREATE INDEX usage_ledger_by_time ON usage_ledger (at)",
     "CREATE INDEX usage_ledger_failures ON usage_ledger (at) WHERE outcome <> 'ok'",
-    "CREATE INDEX usage_daily_by_day ON usage_daily (day)",
     "CREATE INDEX messages_unfinished ON messages (id) WHERE status IN ('interrupted', 'error')",
 )
 
