@@ -148,22 +148,22 @@ class ScopePage:
 
 
 async def scope_page(
-    store: Store, kind: str, platform: str, workspace: str, id: str, today: date
+    store: Store, kind: str, platform: str, workspace: str, scope_id: str, today: date
 ) -> ScopePage:
     """A channel's or a user's own page (`kind` "channel" or "user")."""
     first = today - timedelta(days=CHART_DAYS - 1)
     month_start = today.replace(day=1)
     if kind == "channel":
-        where = UsageFilter(platform, workspace, channel=id)
+        where = UsageFilter(platform, workspace, channel=scope_id)
     else:
-        where = UsageFilter(platform, workspace, user=id)
+        where = UsageFilter(platform, workspace, user=scope_id)
     days = await store.usage_by_day(min(first, month_start), today, where)
     window = _between(days, first, today)
     return ScopePage(
         kind=kind,
         platform=platform,
         workspace=workspace,
-        id=id,
+        id=scope_id,
         chart=_chart(days, first, today, by_platform=False),
         today=_between(days, today, today),
         month=_between(days, month_start, today),
