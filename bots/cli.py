@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 from core.config import EFFORTS, ConfigError, Settings, load_settings
+from core.usage_export import EXPORT_FORMATS, EXPORT_GROUPS
 
 EXIT_CONFIG = 3
 
@@ -42,7 +45,25 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH.db")
     copy.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
     copy.add_argument("--force", action="store_true", help="replace the contents of a target that holds data")
+
+    usage = commands.add_parser("usage", help="the usage ledger")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True, metavar="ACTION")
+    export = usage_commands.add_parser(
+        "export", help="write the ledger (or totals per group) as CSV or JSON Lines"
+    )
+    export.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first UTC day (default: the first)")
+    export.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last UTC day, included")
+    export.add_argument("--by", choices=EXPORT_GROUPS, help="totals per group instead of one row per call")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="json: one object a line")
+    export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
     return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date such as 2026-05-31") from None
 
 
 def _settings() -> Settings:
@@ -105,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         print(f"database is at schema version {version}")
         return 0
+    if args.command == "usage":
+        from bots.export import usage_export
+
+        return asyncio.run(
+            usage_export(
+                settings, since=args.since, until=args.until, by=args.by, fmt=args.format, output=args.output
+            )
+        )
     raise AssertionError(f"unhandled command {args.command}")
 
 

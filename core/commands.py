@@ -45,6 +45,14 @@ class BadArguments(ValueError):
     """A command typed wrongly; `str()` says what is wrong, for the person who typed it."""
 
 
+class Refusal(str):
+    """A reply saying why a command changed nothing (not allowed here, a bad value). Chat adapters send
+    it like any other reply; the admin console, which has no chat to answer in, tells it apart from a
+    confirmation by its type and shows it as the form's error."""
+
+    __slots__ = ()
+
+
 # --- where a command runs, and how its platform writes -----------------------------------------------
 
 
@@ -250,8 +258,8 @@ def usage_hint(dialect: Dialect) -> str:
     return f"{hint} {help_} lists everything I can do." if help_ else hint
 
 
-def admins_only(dialect: Dialect) -> str:
-    return f"Only admins ({dialect.admins}) can change that."
+def admins_only(dialect: Dialect) -> Refusal:
+    return Refusal(f"Only admins ({dialect.admins}) can change that.")
 
 
 # --- typed text -> commands (Slack's `/seed …`, the terminal's `/…`) ----------------------------------
@@ -332,7 +340,8 @@ def _parse_summarize(words: list[str]) -> Summarize:
 
 
 async def run_command(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
-    """Do what `command` asks for `caller` and say what happened, in the dialect's markup."""
+    """Do what `command` asks for `caller` and say what happened, in the dialect's markup; a `Refusal`
+    when it changed nothing because it was not allowed or a value was bad."""
     match command:
         case Effort():
             return await _effort(service, caller, command, dialect)
@@ -349,8 +358,8 @@ async def run_command(service: ChatService, caller: Caller, command: ReplyComman
             return help_text(dialect)
 
 
-def _no_workspace(dialect: Dialect) -> str:
-    return f"There is no {dialect.workspace} here; use scope `me`."
+def _no_workspace(dialect: Dialect) -> Refusal:
+    return Refusal(f"There is no {dialect.workspace} here; use scope `me`.")
 
 
 async def _effort(service: ChatService, caller: Caller, command: Effort, dialect: Dialect) -> str:
@@ -400,19 +409,19 @@ async def _cost(service: ChatService, caller: Caller, command: Cost, dialect: Di
 
 async def _budget(service: ChatService, caller: Caller, command: Budget, dialect: Dialect) -> str:
     if not caller.in_workspace:
-        return f"Budgets belong to a {dialect.workspace}; use this command in one."
+        return Refusal(f"Budgets belong to a {dialect.workspace}; use this command in one.")
     if command.kind is not None:
         if not caller.admin:
             return admins_only(dialect)
         if command.amount is None:
-            return "Give an amount, `unlimited` or `default`."
+            return Refusal("Give an amount, `unlimited` or `default`.")
         amount = None if command.amount.strip().lower() == RESET else command.amount
         try:
             await service.store.set_setting(
                 f"{command.kind}_budget_usd", amount, "workspace", caller.platform, caller.workspace
             )
         except SettingError as bad:
-            return f"{bad}."
+            return Refusal(f"{bad}.")
     limits = await service.budgets.limits(caller.platform, caller.workspace)
     return (
         f"Spending limits here: {format_limit(limits.user_daily)} per person per day (resets 00:00 UTC), "
@@ -428,7 +437,7 @@ async def _prompt(service: ChatService, caller: Caller, command: Prompt, dialect
         try:
             await service.store.set_setting("system_prompt", text, "channel", caller.platform, caller.channel)
         except SettingError as bad:
-            return f"{bad}."
+            return Refusal(f"{bad}.")
     prompt, own = await system_prompt_for(
         service.store, service.settings, platform=caller.platform, channel=caller.channel
     )

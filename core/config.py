@@ -19,6 +19,7 @@ EFFORTS: tuple[Effort, ...] = ("low", "medium", "high")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+ADMIN_TOKEN_MIN_CHARS = 24
 
 
 def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     # --- service ---
     admins: CommaList = _env("SEEDBOT_ADMINS", ())
     http_port: int | None = _env("SEEDBOT_HTTP_PORT", None, ge=1, le=65535)
+    admin_token: SecretStr | None = _env("SEEDBOT_ADMIN_TOKEN")
     log_format: Literal["text", "json"] = _env("SEEDBOT_LOG_FORMAT", "text")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("SEEDBOT_LOG_LEVEL", "INFO")
     shutdown_grace_s: float = _env("SEEDBOT_SHUTDOWN_GRACE_S", 30.0, ge=0)
@@ -142,6 +144,16 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The console is one guessable secret away from every budget: refuse a short one outright.
+        if value is not None and len(value.get_secret_value()) < ADMIN_TOKEN_MIN_CHARS:
+            raise ValueError(
+                f"must be at least {ADMIN_TOKEN_MIN_CHARS} characters; make one with: openssl rand -hex 32"
+            )
         return value
 
     @field_validator("default_effort", mode="before")

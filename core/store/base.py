@@ -13,7 +13,7 @@ contract suite in `tests/core/store/`. Conventions every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -155,6 +155,50 @@ class UsageTotals:
 class UsageGroup:
     key: str  # the user, channel or workspace id the totals belong to
     totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """One platform's totals on one UTC day."""
+
+    day: date
+    platform: Platform
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedUsage:
+    """Totals of one workspace, channel or user, with where it lives: ids are only unique within a
+    platform, and a channel or user page needs its workspace."""
+
+    platform: Platform
+    workspace: str
+    key: str  # the workspace, channel or user id the totals belong to
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSetting:
+    name: str
+    scope: SettingScope
+    platform: Platform
+    scope_id: str
+    value: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    """Who changed a setting and how, for the audit log; a None value means "not set" (the default)."""
+
+    actor: str
+    name: str
+    scope: SettingScope
+    platform: Platform
+    scope_id: str
+    old: str | None
+    new: str | None
+    at: datetime = field(default_factory=utc_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +353,19 @@ class Store(Protocol):
         (people are told where a setting comes from); None means "use the default"."""
         ...
 
+    async def list_settings(self, *names: str) -> list[StoredSetting]:
+        """Every stored setting with one of `names` (none given: every setting), at every scope, ordered
+        by name, platform, scope and id."""
+        ...
+
+    async def record_setting_change(self, change: SettingChange) -> None:
+        """Append a change to the audit log (the change itself is made with `set_setting`)."""
+        ...
+
+    async def setting_changes(self, limit: int = 50) -> list[SettingChange]:
+        """The audit log, newest first."""
+        ...
+
     # --- usage ledger and reports --------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -323,6 +380,42 @@ class Store(Protocol):
         self, where: UsageFilter, by: UsageGroupBy, since: date | None = None, limit: int = 10
     ) -> list[UsageGroup]:
         """Totals per user, channel or workspace, biggest spender first, at most `limit` groups."""
+        ...
+
+    def iter_ledger(
+        self, since: date | None = None, until: date | None = None, *, batch: int = 5000
+    ) -> AsyncIterator[LedgerEntry]:
+        """Every ledger row of the UTC days `since`..`until` (both included; None: unbounded), oldest
+        first, read `batch` rows at a time by keyset (never OFFSET), so memory stays flat and each batch
+        costs the same however far into a big ledger it is."""
+        ...
+
+    async def usage_by_day(
+        self, since: date | None = None, until: date | None = None, where: UsageFilter | None = None
+    ) -> list[DailyUsage]:
+        """Totals per UTC day and platform over `since`..`until` (both included), oldest first; days
+        without usage are left out. `where` None covers every platform."""
+        ...
+
+    async def usage_groups(
+        self,
+        by: UsageGroupBy,
+        since: date | None = None,
+        until: date | None = None,
+        where: UsageFilter | None = None,
+        limit: int | None = None,
+    ) -> list[ScopedUsage]:
+        """Totals per workspace, channel or user across platforms (`where` None) or within a filter,
+        over `since`..`until` (both included), biggest spender first; `limit` None returns them all."""
+        ...
+
+    async def failed_calls(self, limit: int = 50) -> list[LedgerEntry]:
+        """The latest ledger rows whose outcome is not "ok" (errors, interruptions, stops), newest first."""
+        ...
+
+    async def unfinished_replies(self, limit: int = 50) -> list[StoredMessage]:
+        """The latest replies stored as interrupted or error (restarts, undelivered final text), newest
+        first."""
         ...
 
     # --- budgets -------------------------------------------------------------------------------------

@@ -91,6 +91,11 @@ TABLES = (
         has_id=False,
     ),
     Table("usage_ledger", _LEDGER, {"at": _time, "day": _day, "usd": from_nanos}, {"usd": "usd_nanos"}),
+    Table(
+        "setting_changes",
+        ("id", "at", "actor", "name", "scope", "platform", "scope_id", "old_value", "new_value"),
+        {"at": _time},
+    ),
 )
 # Everything a copy replaces: the copied tables, the roll-ups rebuilt from the ledger, and the holds
 # and leases of whatever used the target before.

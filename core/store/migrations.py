@@ -20,6 +20,7 @@ VERSIONS: Mapping[int, str] = {
     2: "monthly usage roll-up",
     3: "every platform message of a multi-part reply",
     4: "owner instance of a streaming reply, and instance leases",
+    5: "admin console: settings audit log, indexes for its pages",
 }
 LATEST_VERSION = max(VERSIONS)
 
@@ -265,4 +266,25 @@ _INSTANCES = (
     """,
 )
 
-MIGRATIONS = migrations({1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES})
+# The admin console: an audit log of settings changed through it, and indexes for its pages and for the
+# usage export (keyset reads of the ledger in time order, problems).
+_CONSOLE = (
+    """
+    CREATE TABLE setting_changes (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        scope_id TEXT NOT NULL,
+        old_value TEXT,
+        new_value TEXT
+    )
+    """,
+    "CREATE INDEX usage_ledger_by_time ON usage_ledger (at)",
+    "CREATE INDEX usage_ledger_failures ON usage_ledger (at) WHERE outcome <> 'ok'",
+    "CREATE INDEX messages_unfinished ON messages (id) WHERE status IN ('interrupted', 'error')",
+)
+
+MIGRATIONS = migrations({1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES, 5: _CONSOLE})

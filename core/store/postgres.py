@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING
 from typing import Any, TypeVar
@@ -21,16 +21,21 @@ import asyncpg
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
 from core.store.base import (
     BudgetRefusal,
+    DailyUsage,
     LedgerEntry,
     Reservation,
     ReservationRequest,
+    ScopedUsage,
+    SettingChange,
     SettingScope,
     StoredMessage,
+    StoredSetting,
     StoreError,
     UsageFilter,
     UsageGroup,
     UsageGroupBy,
     UsageTotals,
+    check_setting_name,
     checked_setting,
     utc_now,
 )
@@ -46,12 +51,18 @@ from core.store.rows import (
     exact_usd,
     is_conversation,
     key_params,
+    ledger_columns,
+    ledger_entry,
+    ledger_window,
     message_changes,
     most_specific,
     normal_usd,
+    range_condition,
+    rollup_for,
     stored_messages,
     usage_query,
     utc_day,
+    walk_ledger,
 )
 
 T = TypeVar("T")
@@ -83,6 +94,7 @@ _LEDGER_TYPES = (
     "text", "timestamptz", "date", "text", "text", "text", "text", "text", "text", "bigint",
     "bigint", "bigint", "bigint", "numeric", "text", "float8", "float8", "text",
 )  # fmt: skip
+_READ_LEDGER_COLUMNS = ledger_columns("usd")
 # One INSERT for a whole batch (arrays unnested into rows), so the roll-up trigger runs once per batch.
 _INSERT_LEDGER = (
     f"INSERT INTO usage_ledger ({_LEDGER_COLUMNS}) SELECT * FROM unnest("
@@ -458,6 +470,37 @@ class PostgresStore:
         )
         return most_specific(rows)
 
+    async def list_settings(self, *names: str) -> list[StoredSetting]:
+        for name in names:
+            check_setting_name(name)
+        # COLLATE "C" orders by code point, as SQLite does, whatever the database's locale.
+        rows = await self._read(
+            "SELECT name, scope, platform, scope_id, value, updated_at FROM settings"
+            " WHERE cardinality($1::text[]) = 0 OR name = ANY($1::text[])"
+            ' ORDER BY name COLLATE "C", platform COLLATE "C", scope COLLATE "C", scope_id COLLATE "C"',
+            list(names),
+        )
+        return [StoredSetting(*row) for row in rows]
+
+    async def record_setting_change(self, change: SettingChange) -> None:
+        async def body(db: asyncpg.Connection) -> None:
+            await db.execute(
+                "INSERT INTO setting_changes (at, actor, name, scope, platform, scope_id, old_value,"
+                " new_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                change.at, change.actor, change.name, change.scope, change.platform, change.scope_id,
+                change.old, change.new,
+            )  # fmt: skip
+
+        await self._transaction(body)
+
+    async def setting_changes(self, limit: int = 50) -> list[SettingChange]:
+        rows = await self._read(
+            "SELECT actor, name, scope, platform, scope_id, old_value, new_value, at FROM setting_changes"
+            " ORDER BY id DESC LIMIT $1",
+            max(limit, 0),
+        )
+        return [SettingChange(*row[:7], at=row[7]) for row in rows]
+
     # --- ledger and reports --------------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -482,6 +525,73 @@ class PostgresStore:
             max(limit, 0),
         )
         return [UsageGroup(row[0], _totals(row[1:])) for row in rows]
+
+    async def iter_ledger(
+        self, since: date | None = None, until: date | None = None, *, batch: int = 5000
+    ) -> AsyncIterator[LedgerEntry]:
+        start, end = ledger_window(since, until)
+
+        async def page(after_at: datetime, after_id: int, limit: int) -> list[asyncpg.Record]:
+            # The row comparison matches usage_ledger_by_time (at, id) as one index condition.
+            return await self._read(
+                f"SELECT id, {_READ_LEDGER_COLUMNS} FROM usage_ledger"
+                " WHERE (at, id) > ($1, $2) AND at < $3 ORDER BY at, id LIMIT $4",
+                after_at,
+                after_id,
+                end,
+                limit,
+            )
+
+        async for row in walk_ledger(page, start, batch):
+            yield ledger_entry(row, normal_usd, _as_is)
+
+    async def usage_by_day(
+        self, since: date | None = None, until: date | None = None, where: UsageFilter | None = None
+    ) -> list[DailyUsage]:
+        condition, params = range_condition(where, since, until, _dollar, _as_is)
+        rows = await self._read(
+            f"SELECT day, platform, {_TOTAL_COLUMNS} FROM usage_daily WHERE {condition}"
+            ' GROUP BY day, platform ORDER BY day, platform COLLATE "C"',
+            *params,
+        )
+        return [DailyUsage(row[0], row[1], _totals(row[2:])) for row in rows]
+
+    async def usage_groups(
+        self,
+        by: UsageGroupBy,
+        since: date | None = None,
+        until: date | None = None,
+        where: UsageFilter | None = None,
+        limit: int | None = None,
+    ) -> list[ScopedUsage]:
+        column = GROUP_COLUMNS[by]
+        condition, params = range_condition(where, since, until, _dollar, _as_is)
+        table = rollup_for(since, until)
+        # Ties are broken in code-point order, as SQLite does; LIMIT NULL is no limit.
+        rows = await self._read(
+            f"SELECT platform, workspace, {column}, {_TOTAL_COLUMNS} FROM {table} WHERE {condition}"
+            f" GROUP BY platform, workspace, {column} ORDER BY SUM(usd) DESC, SUM(requests) DESC,"
+            f' platform COLLATE "C", workspace COLLATE "C", {column} COLLATE "C" LIMIT ${len(params) + 1}',
+            *params,
+            None if limit is None else max(limit, 0),
+        )
+        return [ScopedUsage(row[0], row[1], row[2], _totals(row[3:])) for row in rows]
+
+    async def failed_calls(self, limit: int = 50) -> list[LedgerEntry]:
+        rows = await self._read(
+            f"SELECT {_READ_LEDGER_COLUMNS} FROM usage_ledger WHERE outcome <> 'ok'"
+            " ORDER BY at DESC LIMIT $1",
+            max(limit, 0),
+        )
+        return [ledger_entry(row, normal_usd, _as_is) for row in rows]
+
+    async def unfinished_replies(self, limit: int = 50) -> list[StoredMessage]:
+        rows = await self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.status IN ('interrupted', 'error') ORDER BY m.id DESC LIMIT $1",
+            max(limit, 0),
+        )
+        return await self._messages(rows)
 
     # --- budgets -------------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ arguments instead of each backend repeating the logic around them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from core.store.base import (
     SETTING_SCOPES,
     BudgetKind,
     BudgetRefusal,
+    LedgerEntry,
     ReservationRequest,
     SettingScope,
     StoredMessage,
@@ -37,6 +38,16 @@ ATTACHMENT_COLUMNS = "message_id, kind, mime, size, sha256, name, source"
 GROUP_COLUMNS: dict[UsageGroupBy, str] = {"user": "user_id", "channel": "channel", "workspace": "workspace"}
 
 Placeholder = Callable[[int], str]  # 1-based parameter number -> its SQL placeholder
+
+
+def ledger_columns(usd: str) -> str:
+    """The ledger columns `ledger_entry` reads, the backend's money column named `usd`; `at` comes last,
+    as the keyset of `walk_ledger` needs."""
+    return (
+        "request_id, platform, workspace, channel, user_id, model, effort, prompt_tokens,"
+        f" completion_tokens, reasoning_tokens, cached_tokens, {usd}, cost_source, ttft_s, latency_s,"
+        " outcome, at"
+    )
 
 
 def to_nanos(usd: Decimal, rounding: str = ROUND_HALF_EVEN) -> int:
@@ -115,13 +126,10 @@ def message_changes(
     return [(column, value) for column, value in changes.items() if value is not None]
 
 
-def usage_query(
-    where: UsageFilter, since: date | None, placeholder: Placeholder, day: Callable[[date], Any]
-) -> tuple[str, str, list[Any]]:
-    """The roll-up table to read (monthly for all time, daily for a period), its WHERE clause and
-    parameters; `day` turns a date into the backend's stored form of a day."""
-    clauses = [f"platform = {placeholder(1)}"]
-    params: list[Any] = [where.platform]
+def _filter_clauses(where: UsageFilter, placeholder: Placeholder, params: list[Any]) -> list[str]:
+    """The roll-up WHERE clauses of a usage filter, appending their parameters to `params`."""
+    params.append(where.platform)
+    clauses = [f"platform = {placeholder(len(params))}"]
     for column, value in (
         ("workspace", where.workspace),
         ("channel", where.channel),
@@ -130,11 +138,58 @@ def usage_query(
         if value is not None:
             params.append(value)
             clauses.append(f"{column} = {placeholder(len(params))}")
+    return clauses
+
+
+def usage_query(
+    where: UsageFilter, since: date | None, placeholder: Placeholder, day: Callable[[date], Any]
+) -> tuple[str, str, list[Any]]:
+    """The roll-up table to read (monthly for all time, daily for a period), its WHERE clause and
+    parameters; `day` turns a date into the backend's stored form of a day."""
+    params: list[Any] = []
+    clauses = _filter_clauses(where, placeholder, params)
     if since is None:
         return "usage_monthly", " AND ".join(clauses), params
     params.append(day(since))
     clauses.append(f"day >= {placeholder(len(params))}")
     return "usage_daily", " AND ".join(clauses), params
+
+
+def range_condition(
+    where: UsageFilter | None,
+    since: date | None,
+    until: date | None,
+    placeholder: Placeholder,
+    day: Callable[[date], Any],
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) over the daily roll-up for a filter (None: every platform)
+    and UTC days `since`..`until` (both included; None: unbounded); without days it fits the monthly
+    roll-up too. `day` turns a date into the backend's stored form of a day."""
+    params: list[Any] = []
+    # Both roll-ups' keys start (platform, workspace, period): naming the workspaces there are (few,
+    # read from the small monthly roll-up) lets the database seek one key range per workspace instead
+    # of visiting every row of the period through a secondary index.
+    if where is None:
+        clauses = ["(platform, workspace) IN (SELECT DISTINCT platform, workspace FROM usage_monthly)"]
+    else:
+        clauses = _filter_clauses(where, placeholder, params)
+        if where.workspace is None:
+            params.append(where.platform)
+            clauses.append(
+                "workspace IN (SELECT DISTINCT workspace FROM usage_monthly"
+                f" WHERE platform = {placeholder(len(params))})"
+            )
+    for operator, bound in ((">=", since), ("<=", until)):
+        if bound is not None:
+            params.append(day(bound))
+            clauses.append(f"day {operator} {placeholder(len(params))}")
+    return " AND ".join(clauses), params
+
+
+def rollup_for(since: date | None, until: date | None) -> str:
+    """The roll-up table a `range_condition` over these days reads: all time reads the monthly one,
+    about 30 times smaller than the daily one."""
+    return "usage_monthly" if since is None and until is None else "usage_daily"
 
 
 def most_specific(rows: Iterable[Sequence[str]]) -> tuple[str, SettingScope] | None:
@@ -162,3 +217,48 @@ def budget_refusal(
         if limit is not None and spent + held + amount > exact_usd(limit):
             return BudgetRefusal(budget, limit, spent, held, amount)
     return None
+
+
+def ledger_entry(
+    row: Sequence[Any], usd: Callable[[Any], Decimal], at: Callable[[Any], datetime]
+) -> LedgerEntry:
+    """A ledger row read with `ledger_columns`; `usd` and `at` turn the backend's stored money and time
+    into dollars and a UTC datetime."""
+    *fields, money, source, ttft, latency, outcome, stored_at = row
+    return LedgerEntry(
+        *fields, usd=usd(money), cost_source=source, ttft_s=ttft, latency_s=latency, outcome=outcome,
+        at=at(stored_at),
+    )  # fmt: skip
+
+
+def ledger_window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
+    """The instants [start, end) covering UTC days `since`..`until` (both included); an open side is the
+    earliest or latest instant there is, so every backend runs one query shape."""
+    start = datetime.combine(since, time(), UTC) if since is not None else datetime.min.replace(tzinfo=UTC)
+    end = (
+        datetime.combine(until + timedelta(days=1), time(), UTC)
+        if until is not None
+        else datetime.max.replace(tzinfo=UTC)
+    )
+    return start, end
+
+
+LedgerPage = Callable[[Any, int, int], Awaitable[Sequence[Sequence[Any]]]]
+
+
+async def walk_ledger(read_page: LedgerPage, start: Any, batch: int) -> AsyncIterator[Sequence[Any]]:
+    """Every row `read_page(after_at, after_id, limit)` returns, page after page: rows of
+    (id, *`ledger_columns`) in (at, id) order past the keyset (after_at, after_id), at most `limit`.
+
+    Each page starts where the last one ended instead of skipping rows as OFFSET would, so a page costs
+    the same however far into a big ledger it is. The first page starts at (`start`, -1): ids are
+    positive, so rows at exactly `start` are included."""
+    limit = max(batch, 1)
+    after: tuple[Any, int] = (start, -1)
+    while True:
+        rows = await read_page(*after, limit)
+        for row in rows:
+            yield row[1:]
+        if len(rows) < limit:
+            return
+        after = (rows[-1][-1], rows[-1][0])

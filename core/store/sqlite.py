@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING
 from pathlib import Path
@@ -21,16 +21,21 @@ import aiosqlite
 from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform, Role
 from core.store.base import (
     BudgetRefusal,
+    DailyUsage,
     LedgerEntry,
     Reservation,
     ReservationRequest,
+    ScopedUsage,
+    SettingChange,
     SettingScope,
     StoredMessage,
+    StoredSetting,
     StoreError,
     UsageFilter,
     UsageGroup,
     UsageGroupBy,
     UsageTotals,
+    check_setting_name,
     checked_setting,
     utc_now,
 )
@@ -45,12 +50,18 @@ from core.store.rows import (
     from_nanos,
     is_conversation,
     key_params,
+    ledger_columns,
+    ledger_entry,
+    ledger_window,
     message_changes,
     most_specific,
+    range_condition,
+    rollup_for,
     stored_messages,
     to_nanos,
     usage_query,
     utc_day,
+    walk_ledger,
 )
 
 T = TypeVar("T")
@@ -67,6 +78,7 @@ _TOTAL_COLUMNS = (
     "COALESCE(SUM(requests), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
     " COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usd_nanos), 0)"
 )
+_LEDGER_COLUMNS = ledger_columns("usd_nanos")
 
 
 def _epoch(at: datetime | None) -> float:
@@ -416,6 +428,41 @@ class SqliteStore:
         )
         return most_specific(rows)
 
+    async def list_settings(self, *names: str) -> list[StoredSetting]:
+        for name in names:
+            check_setting_name(name)
+        rows = await self._read(
+            "SELECT name, scope, platform, scope_id, value, updated_at FROM settings"
+            " WHERE ? = 0 OR name IN (SELECT value FROM json_each(?))"
+            " ORDER BY name, platform, scope, scope_id",
+            (len(names), json.dumps(names)),
+        )
+        return [
+            StoredSetting(name, scope, platform, scope_id, value, _from_epoch(updated))
+            for name, scope, platform, scope_id, value, updated in rows
+        ]
+
+    async def record_setting_change(self, change: SettingChange) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO setting_changes (at, actor, name, scope, platform, scope_id, old_value,"
+                " new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    change.at.timestamp(), change.actor, change.name, change.scope, change.platform,
+                    change.scope_id, change.old, change.new,
+                ),
+            )  # fmt: skip
+
+        await self._write(body)
+
+    async def setting_changes(self, limit: int = 50) -> list[SettingChange]:
+        rows = await self._read(
+            "SELECT actor, name, scope, platform, scope_id, old_value, new_value, at FROM setting_changes"
+            " ORDER BY id DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [SettingChange(*row[:7], at=_from_epoch(row[7])) for row in rows]
+
     # --- ledger and reports --------------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -443,6 +490,68 @@ class SqliteStore:
             (*params, max(limit, 0)),
         )
         return [UsageGroup(row[0], _totals(row[1:])) for row in rows]
+
+    async def iter_ledger(
+        self, since: date | None = None, until: date | None = None, *, batch: int = 5000
+    ) -> AsyncIterator[LedgerEntry]:
+        start, end = (bound.timestamp() for bound in ledger_window(since, until))
+
+        async def page(after_at: float, after_id: int, limit: int) -> list[Any]:
+            # The keyset (at, id) walks usage_ledger_by_time, whose entries carry the rowid. It is the
+            # only lower bound, so SQLite cannot pick `since` to start every batch from.
+            return await self._read(
+                f"SELECT id, {_LEDGER_COLUMNS} FROM usage_ledger"
+                " WHERE (at, id) > (?, ?) AND at < ? ORDER BY at, id LIMIT ?",
+                (after_at, after_id, end, limit),
+            )
+
+        async for row in walk_ledger(page, start, batch):
+            yield ledger_entry(row, from_nanos, _from_epoch)
+
+    async def usage_by_day(
+        self, since: date | None = None, until: date | None = None, where: UsageFilter | None = None
+    ) -> list[DailyUsage]:
+        condition, params = range_condition(where, since, until, _question_mark, date.isoformat)
+        rows = await self._read(
+            f"SELECT day, platform, {_TOTAL_COLUMNS} FROM usage_daily WHERE {condition}"
+            " GROUP BY day, platform ORDER BY day, platform",
+            params,
+        )
+        return [DailyUsage(date.fromisoformat(row[0]), row[1], _totals(row[2:])) for row in rows]
+
+    async def usage_groups(
+        self,
+        by: UsageGroupBy,
+        since: date | None = None,
+        until: date | None = None,
+        where: UsageFilter | None = None,
+        limit: int | None = None,
+    ) -> list[ScopedUsage]:
+        column = GROUP_COLUMNS[by]
+        condition, params = range_condition(where, since, until, _question_mark, date.isoformat)
+        table = rollup_for(since, until)
+        rows = await self._read(
+            f"SELECT platform, workspace, {column}, {_TOTAL_COLUMNS} FROM {table} WHERE {condition}"
+            f" GROUP BY platform, workspace, {column}"
+            f" ORDER BY SUM(usd_nanos) DESC, SUM(requests) DESC, platform, workspace, {column} LIMIT ?",
+            (*params, -1 if limit is None else max(limit, 0)),
+        )
+        return [ScopedUsage(row[0], row[1], row[2], _totals(row[3:])) for row in rows]
+
+    async def failed_calls(self, limit: int = 50) -> list[LedgerEntry]:
+        rows = await self._read(
+            f"SELECT {_LEDGER_COLUMNS} FROM usage_ledger WHERE outcome <> 'ok' ORDER BY at DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [ledger_entry(row, from_nanos, _from_epoch) for row in rows]
+
+    async def unfinished_replies(self, limit: int = 50) -> list[StoredMessage]:
+        rows = await self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.status IN ('interrupted', 'error') ORDER BY m.id DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return await self._messages(rows)
 
     # --- budgets -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from bots.db_copy import progress_printer
 from core.config import load_settings
 from core.models import AttachmentMeta, ConversationKey
 from core.store import open_store, upgrade
-from core.store.base import ReservationRequest, Store, UsageFilter, UsageTotals
+from core.store.base import ReservationRequest, SettingChange, Store, UsageFilter, UsageTotals
 from tests.core.store.entries import NOW, entry
 
 THREAD = ConversationKey("slack", "T1", "C1", "1700000000.000100")
@@ -36,6 +36,9 @@ async def populate(store: Store) -> None:
     await store.add_message(OTHER, "assistant", "B1", "Seed", "half", status="streaming", owner="bot-1")
     await store.set_setting("effort", "high", "channel", "slack", "C1")
     await store.set_setting("system_prompt", "Be brief.", "workspace", "discord", "G1")
+    await store.record_setting_change(
+        SettingChange("ann (console)", "effort", "channel", "slack", "C1", None, "high", at=NOW)
+    )
     await store.claim_event("slack", "Ev1")
     # Amounts down to the nano-dollar, which the copy must keep exactly.
     await store.record_usage(*(entry(usd=Decimal("0.000000001") * (n + 1)) for n in range(50)))
@@ -55,6 +58,7 @@ async def snapshot(url: str) -> tuple[object, ...]:
             await store.resolve_setting("system_prompt", "discord", "G1"),
             await store.usage_totals(UsageFilter("slack")),
             await store.usage_breakdown(UsageFilter("discord"), "workspace"),
+            await store.setting_changes(),
         )
     finally:
         await store.close()
