@@ -200,8 +200,16 @@ class PostgresStore:
 
     async def _transaction(self, body: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         # Shielded so that a cancelled caller does not abandon a transaction mid-way on a pooled
-        # connection: the (short) transaction finishes, the caller still sees its cancellation.
-        return await asyncio.shield(self._run_transaction(body))
+        # connection: the (short, statement-timed) transaction finishes. The cancellation waits for
+        # that end before it goes on, so a write the caller cancelled never lands after it moved on.
+        work = asyncio.ensure_future(self._run_transaction(body))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait({work})
+            if not work.cancelled():
+                work.exception()  # the caller is gone: its failure is not news to anyone
+            raise
 
     async def _run_transaction(self, body: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         try:
