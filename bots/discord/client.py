@@ -20,7 +20,14 @@ from bots.discord.access import is_admin, place_of
 from bots.discord.attachments import attachment_sources
 from bots.discord.bot import DiscordBot
 from bots.discord.commands import SeedCommandTree
-from bots.discord.conversation import PLATFORM, conversation_key, prompt_text, reply_chain
+from bots.discord.conversation import (
+    PLATFORM,
+    conversation_key,
+    files_of,
+    prompt_text,
+    replied_to,
+    reply_chain,
+)
 from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.admission import Arrival
 from core.config import Settings
@@ -138,7 +145,7 @@ class SeedClient(discord.Client):
         if self.user is None or message.author.id == self.user.id or message.type not in ANSWERED_TYPES:
             return
         me = self.user.id
-        reference, channel = message.reference, message.channel
+        reference, channel = replied_to(message), message.channel
         resolved = reference.resolved if reference is not None else None
         unresolved_reply = (
             reference is not None
@@ -201,7 +208,7 @@ class _DiscordMessage:
         if self._read is None:
             message, channel, guild = self.message, self.message.channel, self.message.guild
             stored, history = None, []
-            if message.reference is not None:
+            if replied_to(message) is not None:
                 seed = self.client.seed
                 stored, history = await reply_chain(
                     message, self.client, seed.admission.conversation_of, seed.downloads
@@ -216,7 +223,7 @@ class _DiscordMessage:
         key = await self.conversation()
         assert self._read is not None
         history = self._read[1]
-        attachments = attachment_sources(message.attachments, self.client.seed.downloads)
+        attachments = attachment_sources(files_of(message), self.client.seed.downloads)
         if not (self.text or attachments or history):
             return None
         channel: discord.abc.Messageable = message.channel

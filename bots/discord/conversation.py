@@ -61,13 +61,35 @@ def prompt_text(message: discord.Message, bot_id: int) -> str:
     return _USER_MENTION.sub(shown, message.content).strip()
 
 
+def replied_to(message: discord.Message) -> discord.MessageReference | None:
+    """The message this one replies to; a forward also carries a reference, but answers nothing."""
+    reference = message.reference
+    if reference is None or reference.message_id is None:
+        return None
+    return None if reference.type is discord.MessageReferenceType.forward else reference
+
+
+def with_forwards(message: discord.Message, text: str) -> str:
+    """`text`, followed by what the message forwards (a forward's own content is empty)."""
+    quoted = [f"[forwarded message] {snapshot.content}".rstrip() for snapshot in message.message_snapshots]
+    return "\n".join(part for part in (text, *quoted) if part)
+
+
+def files_of(message: discord.Message) -> list[discord.Attachment]:
+    """The message's attachments, and those of the messages it forwards."""
+    return [
+        *message.attachments,
+        *(a for snapshot in message.message_snapshots for a in snapshot.attachments),
+    ]
+
+
 def history_message(message: discord.Message, bot_id: int, downloads: Downloads) -> HistoryMessage:
     return HistoryMessage(
         role="assistant" if message.author.id == bot_id else "user",
         author=message.author.display_name,
-        text=prompt_text(message, bot_id),
+        text=with_forwards(message, prompt_text(message, bot_id)),
         message_id=str(message.id),
-        attachments=attachment_sources(message.attachments, downloads),
+        attachments=attachment_sources(files_of(message), downloads),
     )
 
 
@@ -83,7 +105,7 @@ async def reply_chain(
     found: list[HistoryMessage] = []
     current = message
     for _ in range(REPLY_CHAIN_LIMIT):
-        reference = current.reference
+        reference = replied_to(current)
         if reference is None or reference.message_id is None:
             break
         key = await lookup(PLATFORM, str(reference.message_id))

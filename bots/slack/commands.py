@@ -25,6 +25,7 @@ from bots.slack.conversation import (
     conversation_key,
     history_message,
     read_thread,
+    shared_files,
 )
 from bots.slack.surface import EphemeralSurface, Respond
 from core.admission import NOT_ENABLED
@@ -162,7 +163,7 @@ async def _answer_in_thread(
 
 def _summarizable(message: Mapping[str, Any]) -> bool:
     return message.get("subtype") in PROMPT_SUBTYPES | {"bot_message"} and bool(
-        message.get("text") or message.get("files")
+        message.get("text") or shared_files(message) or message.get("attachments")
     )
 
 

@@ -83,17 +83,42 @@ async def readable_text(text: str, bot_user_id: str, people: People) -> str:
     return html.unescape(text).strip()
 
 
+def _shared(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The messages shared into this one (Slack's "Share message" puts them in `attachments`)."""
+    return [
+        item for item in message.get("attachments") or () if item.get("is_share") or item.get("is_msg_unfurl")
+    ]
+
+
+def shared_files(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The message's files, and those of the messages shared into it."""
+    return [*(message.get("files") or ()), *(f for item in _shared(message) for f in item.get("files") or ())]
+
+
+async def with_shared(message: Mapping[str, Any], text: str, bot_user_id: str, people: People) -> str:
+    """`text`, followed by what was shared into the message, with who wrote it."""
+    quoted = []
+    for item in _shared(message):
+        author = item.get("author_name") or (
+            await people.name(str(item["author_id"])) if item.get("author_id") else ""
+        )
+        body = await readable_text(str(item.get("text") or item.get("fallback") or ""), bot_user_id, people)
+        quoted.append(f"[shared message{f' from {author}' if author else ''}] {body}".rstrip())
+    return "\n".join(part for part in (text, *quoted) if part)
+
+
 async def history_message(
     message: Mapping[str, Any], *, bot_user_id: str, people: People, files: SlackFiles
 ) -> HistoryMessage:
     user = str(message.get("user") or message.get("bot_id") or "someone")
     own = user == bot_user_id
+    text = await readable_text(str(message.get("text") or ""), bot_user_id, people)
     return HistoryMessage(
         role="assistant" if own else "user",
         author="Seed" if own else await people.name(user),
-        text=await readable_text(str(message.get("text") or ""), bot_user_id, people),
+        text=await with_shared(message, text, bot_user_id, people),
         message_id=str(message.get("ts")),
-        attachments=files.sources(message.get("files")),
+        attachments=files.sources(shared_files(message)),
     )
 
 

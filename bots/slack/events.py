@@ -25,7 +25,9 @@ from bots.slack.conversation import (
     conversation_key,
     is_dm,
     readable_text,
+    shared_files,
     thread_context,
+    with_shared,
 )
 from core.admission import Arrival
 from core.models import ConversationKey, Turn
@@ -113,8 +115,9 @@ class _SlackMessage:
 
     async def turn(self) -> tuple[Turn, ReplySurface] | None:
         bot, channel, ts = self.bot, self.channel, str(self.event["ts"])
-        attachments = bot.files.sources(self.event.get("files"))
-        if not (self.prompt or attachments):
+        attachments = bot.files.sources(shared_files(self.event))
+        text = await with_shared(self.event, self.prompt, bot.identity.bot_user_id, bot.people)
+        if not (text or attachments):
             return None
         key = conversation_key(self.team, channel, self.reply_thread)
         history = []
@@ -134,7 +137,7 @@ class _SlackMessage:
             key=key,
             user_id=self.user,
             user_name=await bot.people.name(self.user),
-            text=self.prompt,
+            text=text,
             message_id=ts,
             attachments=attachments,
             history=history,

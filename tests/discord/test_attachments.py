@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from tests.discord.conftest import StartBot, World, request_parts
+from tests.discord.conftest import StartBot, World, last_user_text, request_parts
 from tests.discord.test_messages import wait_answer
 from tests.fakes.model_server import FakeModelServer
 
@@ -74,4 +74,19 @@ async def test_asking_again_about_an_image_in_the_reply_chain_does_not_download_
         await wait_answer(api, world.general, question)
     assert len(model_server.requests) == 3
     assert all(len(request_parts(model_server, "image_url", index)) == 1 for index in range(3))
+    assert api.attachment_downloads == [photo.id]
+
+
+async def test_a_forwarded_message_is_read_with_its_text_and_attachments(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    photo = api.add_attachment("plan.png", png(), "image/png")
+    await start_bot()
+    original = await api.user_message(world.random, world.bob, "the launch plan", attachments=[photo])
+    forwarded = await api.forward(world.general, world.bob, original)
+    await api.user_message(world.general, world.alice, world.mention("what is in it?"), reply_to=forwarded)
+    await wait_answer(api, world.general, "what is in it?")
+    assert "[forwarded message] the launch plan" in last_user_text(model_server)
+    assert len(request_parts(model_server, "image_url")) == 1
     assert api.attachment_downloads == [photo.id]

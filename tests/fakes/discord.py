@@ -412,6 +412,23 @@ class FakeDiscord:
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(message))
         return message
 
+    async def forward(
+        self, channel: dict[str, Any], author: dict[str, Any], original: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`author` forwards `original` into `channel`: an empty message whose reference has type 1
+        (forward) and which carries a snapshot of the original's content and attachments."""
+        message = self._new_message(channel, author, "", allowed=None)
+        message["message_reference"] = {
+            "type": 1,
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+            **({"guild_id": original["guild_id"]} if "guild_id" in original else {}),
+        }
+        fields = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags")
+        message["message_snapshots"] = [{"message": {key: original[key] for key in fields}}]
+        await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(message))
+        return message
+
     async def bulk_delete(self, channel: dict[str, Any], messages: list[dict[str, Any]]) -> None:
         """A moderator removes several messages at once; the bot receives MESSAGE_DELETE_BULK."""
         self.deleted.update(int(message["id"]) for message in messages)

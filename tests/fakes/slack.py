@@ -99,6 +99,7 @@ class Message:
     bot_id: str | None = None
     thread_ts: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # e.g. a shared message
     subtype: str | None = None
     markdown: bool = False  # posted with markdown_text
     streaming: bool = False
@@ -114,6 +115,8 @@ class Message:
             data["app_id"] = APP_ID
         if self.files:
             data["files"] = self.files
+        if self.attachments:
+            data["attachments"] = self.attachments
         if self.edits:
             data["edited"] = {"user": self.user or "", "ts": self.ts}
         if channel:
@@ -359,8 +362,10 @@ class FakeSlack:
         *,
         thread_ts: str | None = None,
         files: Iterable[dict[str, Any]] = (),
+        sharing: tuple[str, str] | None = None,
     ) -> str:
-        """Someone posts a message: Slack stores it and sends `message` (and `app_mention`) events."""
+        """Someone posts a message: Slack stores it and sends `message` (and `app_mention`) events.
+        `sharing` (channel, ts) shares that message into this one, as "Share message" does."""
         author = self.users[user]
         message = Message(
             channel,
@@ -369,6 +374,7 @@ class FakeSlack:
             user=user,
             thread_ts=thread_ts,
             files=list(files),
+            attachments=[self._share(*sharing)] if sharing else [],
             bot_id=author.get("profile", {}).get("bot_id"),
             subtype="file_share" if files else None,
         )
@@ -381,6 +387,21 @@ class FakeSlack:
         for one in events:
             await self.send_event(one)
         return message.ts
+
+    def _share(self, channel: str, ts: str) -> dict[str, Any]:
+        """How Slack attaches a shared message: its text, author and files, marked as a share."""
+        original = self.message(channel, ts)
+        assert original is not None and original.user is not None
+        return {
+            "is_share": True,
+            "is_msg_unfurl": True,
+            "channel_id": channel,
+            "ts": ts,
+            "author_id": original.user,
+            "text": original.text,
+            "fallback": f"[{original.text}]",
+            "files": original.files,
+        }
 
     async def delete(self, channel: str, ts: str) -> None:
         """Someone deletes a message; a thread parent with replies becomes a tombstone instead."""

@@ -12,7 +12,7 @@ from aiohttp import web
 from tests.core.media.samples import encode, photo, write_video
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.model_server import FakeModelServer
-from tests.slack.conftest import StartBot, World, model_parts, reply_text
+from tests.slack.conftest import StartBot, World, model_parts, model_prompt, reply_text
 
 PNG = encode(photo(64, 48), "PNG")
 
@@ -179,3 +179,20 @@ async def test_prepared_files_outlive_a_restart(
     await bot.idle()
     assert len(model_parts(model_server, "image_url")) == 1
     assert len(world.slack.downloads) == 1
+
+
+async def test_a_message_shared_into_the_thread_is_read_with_its_text_and_files(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot()
+    image = world.slack.add_file("plan.png", PNG, "image/png", owner=world.bob)
+    original = await world.slack.post(world.bob, world.random, "the launch plan", files=[image])
+    root = await world.slack.post(
+        world.alice, world.general, "look at this", sharing=(world.random, original)
+    )
+    await world.slack.post(world.alice, world.general, world.mention("what is in it?"), thread_ts=root)
+    await bot.idle()
+    assert "[shared message from " in model_prompt(model_server) and "the launch plan" in model_prompt(
+        model_server
+    )
+    assert len(model_parts(model_server, "image_url")) == 1
