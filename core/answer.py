@@ -143,9 +143,19 @@ class Answer:
             platform_message_id=turn.message_id,
             attachments=prepared.attachments,
         )
+        # Where the reply lives is recorded as soon as it exists, so recovery can fix it after a crash
+        # at any moment (the thinking line may be posted already; every later part as it is posted).
+        shown = self.streamer.refs
         reply_id = await self.store.add_message(
-            turn.key, "assistant", "seedbot", "seedbot", "", status="streaming"
+            turn.key,
+            "assistant",
+            "seedbot",
+            "seedbot",
+            "",
+            status="streaming",
+            platform_message_id=shown[-1].id if shown else None,
         )
+        self.streamer.on_posted = lambda ref: self._record_part(reply_id)
         request = ChatRequest(
             model=self.settings.model,
             messages=context.messages,
@@ -221,6 +231,12 @@ class Answer:
         )
         if len(finished.refs) > 1:
             await self.store.add_message_parts(reply_id, [ref.id for ref in finished.refs])
+
+    async def _record_part(self, reply_id: int) -> None:
+        refs = self.streamer.refs
+        await self.store.update_message(reply_id, platform_message_id=refs[-1].id)
+        if len(refs) > 1:
+            await self.store.add_message_parts(reply_id, [ref.id for ref in refs])
 
     async def _prepare_media(self) -> PreparedMedia:
         """Run the prompt's files through the media pipeline, showing progress of slow work (video

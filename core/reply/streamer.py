@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -136,6 +136,8 @@ class ReplyStreamer:
         self._pump_task: asyncio.Task[None] | None = None
         self._closed = False
         self._reasoning_sink = getattr(surface, "show_reasoning", None)
+        # Told of every message the reply posts, the moment it exists (so a crash can always be repaired).
+        self.on_posted: Callable[[MessageRef], Awaitable[None]] | None = None
 
     # --- what the service reads ------------------------------------------------------------------
 
@@ -291,9 +293,10 @@ class ReplyStreamer:
     async def _send(self, op: _Op) -> None:
         assert op.text is not None
         slot = self._pacer.reserve(self._clock())
+        posted: MessageRef | None = None
         try:
             if op.kind == "post":
-                ref = await self._surface.post(op.text)
+                ref = posted = await self._surface.post(op.text)
                 self._refs.append(ref)
                 self._shown.append(op.text)
                 self.stats.posts += 1
@@ -313,6 +316,11 @@ class ReplyStreamer:
             self._broken = f"{type(error).__name__}: {error}"
         finally:
             self._pacer.release(slot, self._clock())
+        if posted is not None and self.on_posted is not None:
+            try:
+                await self.on_posted(posted)
+            except Exception:
+                log.exception("recording a posted message failed")
 
     async def show_status(self, status: str | None) -> None:
         """A transient status of the reply (e.g. media progress); failures are logged, never raised."""
