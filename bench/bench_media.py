@@ -1,6 +1,11 @@
-"""Media pipeline benchmark: time and bytes before/after for a 12 MP JPEG and a 30 s 1080p MP4.
+"""Media pipeline benchmark: time and bytes before/after for a 12 MP JPEG and a 30 s 1080p MP4, and a
+summary of 50 chat messages carrying 20 photos, cold and warm.
 
     .venv/bin/python bench/bench_media.py [--runs 5] [--video-seconds 30]
+
+The summary row runs the real ChatService against the fake model API on 127.0.0.1: the photos are
+served as platform files with ids (as Slack's and Discord's are), so the warm run, a new process on
+the same media cache, downloads and converts nothing.
 
 Files are generated on the spot (Pillow, PyAV) in a temporary directory. The video is encoded at a
 phone-like bitrate, so it is over the default 20 MB video limit and gets re-encoded; the per-file limit
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import resource
 import statistics
 import sys
@@ -26,8 +32,91 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import Settings
 from core.media import MediaPipeline, PreparedMedia
+from core.models import AttachmentError, ConversationKey, HistoryMessage, Turn
+from core.reply.surface import PlatformLimits
+from core.service import ChatService
 from tests.core.media.helpers import payload
 from tests.core.media.samples import encode, photo, write_video
+from tests.fakes.memory_surface import MemorySurface
+from tests.fakes.model_server import API_KEY, FakeModelServer, Script
+
+SUMMARY_MESSAGES, SUMMARY_PHOTOS = 50, 20
+LIMITS = PlatformLimits(name="bench", max_message_chars=12_000, edits_per_window=50, window_s=1.0)
+
+
+class PlatformFile:
+    """A shared photo as an adapter hands it over: fetched on demand, with an immutable platform id."""
+
+    def __init__(self, number: int, data: bytes, fetched: list[str]):
+        self.name, self.source = f"photo{number}.jpg", f"F{number:04d}"
+        self.declared_size, self.declared_mime = len(data), "image/jpeg"
+        self.cache_key = f"bench:{self.source}"
+        self._data, self._fetched = data, fetched
+
+    async def read(self, max_bytes: int) -> bytes:
+        if len(self._data) > max_bytes:
+            raise AttachmentError("too large")
+        self._fetched.append(self.source)
+        return self._data
+
+
+async def summary_run(
+    settings: Settings, model_server: FakeModelServer, photos: list[bytes]
+) -> dict[str, float]:
+    """One summary of SUMMARY_MESSAGES messages, SUMMARY_PHOTOS of them with a photo."""
+    fetched: list[str] = []
+    history = [
+        HistoryMessage(
+            role="user",
+            author=f"person{n % 5}",
+            text=f"message {n}: an update about the offsite",
+            message_id=f"m{n}",
+            attachments=[PlatformFile(n, photos[n // 2], fetched)]
+            if n % 2 == 0 and n < 2 * len(photos)
+            else (),
+        )
+        for n in range(SUMMARY_MESSAGES)
+    ]
+    key = ConversationKey("bench", "W1", "C1", f"summary-{time.monotonic_ns()}")
+    turn = Turn(key, "U1", "asker", "Summarize this channel.", history=history, summary="messages")
+    service = await ChatService.open(settings)
+    model_server.enqueue(Script(content="A summary. " * 20, chunk_chars=20))
+    started = time.perf_counter()
+    outcome = await service.answer(turn, MemorySurface(LIMITS))
+    total = time.perf_counter() - started
+    await service.close()
+    assert outcome.status == "complete" and outcome.result is not None, outcome.status
+    body = model_server.requests[-1].body
+    parts = [part for m in body["messages"] if isinstance(m["content"], list) for part in m["content"]]
+    return {
+        "bytes": len(json.dumps(body)),
+        "images": sum(part["type"] == "image_url" for part in parts),
+        "tokens": outcome.estimated_prompt_tokens,
+        "ttft": outcome.result.time_to_first_token_s or 0.0,
+        "total": total,
+        "downloads": len(fetched),
+    }
+
+
+async def summary_rows() -> None:
+    photos = [encode(photo(1600 + 8 * n, 1200), "JPEG", quality=88) for n in range(SUMMARY_PHOTOS)]
+    async with FakeModelServer() as model_server:
+        with tempfile.TemporaryDirectory(prefix="bench-summary-") as workdir:
+            settings = Settings(
+                _env_file=None,
+                aiml_api_key=API_KEY,
+                aiml_base_url=model_server.base_url,
+                database_url=f"sqlite:///{workdir}/bench.db",
+            )
+            print(f"summary of {SUMMARY_MESSAGES} messages with {SUMMARY_PHOTOS} photos (1600x1200 JPEG):")
+            for label in ("cold cache", "warm cache (a new process)"):
+                row = await summary_run(settings, model_server, photos)
+                print(
+                    f"  {label:<27} request {row['bytes'] / 1e6:5.2f} MB, {row['images']:.0f} images, "
+                    f"~{row['tokens']:,.0f} prompt tokens (estimated), "
+                    f"first token after {row['ttft']:.2f} s, whole answer {row['total']:.2f} s, "
+                    f"{row['downloads']:.0f} downloads"
+                )
 
 
 def describe_image(prepared: PreparedMedia) -> str:
@@ -108,6 +197,7 @@ async def main() -> None:
         prepared,
         describe_video(prepared),
     )
+    await summary_rows()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the whole run: {peak_mb:.0f} MB")
 

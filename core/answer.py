@@ -58,6 +58,7 @@ class AnswerOutcome:
     # What the model said (None when it was never asked) and the notes about files that did not make it.
     result: CompletionResult | None = None
     notes: Sequence[str] = ()
+    estimated_prompt_tokens: int = 0  # the context's own estimate (what budgets were held against)
 
 
 @dataclass(eq=False, slots=True)
@@ -185,7 +186,14 @@ class Answer:
             )
         await self._record(reply_id, outcome, result, finished)
         return AnswerOutcome(
-            outcome, result.content, list(finished.refs), result.request_id, usd, result, prepared.notes
+            outcome,
+            result.content,
+            list(finished.refs),
+            result.request_id,
+            usd,
+            result,
+            prepared.notes,
+            context.estimated_prompt_tokens,
         )
 
     async def _end_early(self, status: Outcome, reason: str | None, notes: Sequence[str]) -> AnswerOutcome:
