@@ -101,14 +101,17 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
             for name, runner in runners.items():
                 probes[name] = _ready_probe(runner)
             await http.start()
+        await service.join_instances(coordinated=settings.redis_url is not None)
         for name, runner in runners.items():
             await runner.start()
             log.info("%s connected", name)
         tidy = asyncio.create_task(service.keep_tidy())
+        lease = asyncio.create_task(service.keep_instance())
         closed = [asyncio.create_task(runner.wait_closed()) for runner in runners.values()]
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopping, *closed], return_when=asyncio.FIRST_COMPLETED)
         tidy.cancel()
+        lease.cancel()
         for task in done:
             if task is not stopping and task.exception() is not None:
                 print(f"seedbot: {task.exception()}", file=err)

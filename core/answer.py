@@ -155,6 +155,7 @@ class Answer:
             "",
             status="streaming",
             platform_message_id=shown[-1].id if shown else None,
+            owner=self.service.instance.id if self.service.instance else None,
         )
         self.streamer.on_posted = lambda ref: self._record_part(reply_id)
         request = ChatRequest(

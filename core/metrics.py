@@ -66,6 +66,12 @@ class Metrics:
         self._refusals = Counter(
             "budget_refusals", "Requests refused by a budget", ["platform"], namespace=ns, registry=reg
         )
+        self._takeovers = Counter(
+            "takeovers",
+            "Streaming replies taken over from instances whose lease expired",
+            namespace=ns,
+            registry=reg,
+        )
         # Fixed label sets start at zero so dashboards and rate() see the series before the first event.
         for kind in TOKEN_KINDS:
             self._tokens.labels(kind)
@@ -106,6 +112,9 @@ class Metrics:
 
     def retry(self) -> None:
         self._retries.inc()
+
+    def takeover(self, replies: int) -> None:
+        self._takeovers.inc(replies)
 
     def budget_refused(self, platform: str) -> None:
         self._refusals.labels(platform).inc()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from core.answer import Answer, AnswerOutcome, InFlight
 from core.config import Settings
 from core.costs import BudgetPolicy
+from core.instances import Instance
 from core.llm.client import ChatClient
 from core.locks import KeyedLocks
 from core.media import MediaPipeline
@@ -74,6 +75,9 @@ class ChatService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._recovered: list[StoredMessage] = []
+        # How each platform fixes an interrupted reply in chat, for replies taken over later.
+        self._repairers: dict[str, tuple[PlatformLimits, ShowInterrupted]] = {}
+        self.instance: Instance | None = None  # set by `join_instances` (`seedbot run` only)
         self.draining = False
 
     @classmethod
@@ -86,6 +90,30 @@ class ChatService:
         service._recovered = await store.recover_streaming()
         await apply_retention(store, settings)
         return service
+
+    async def join_instances(self, *, coordinated: bool) -> None:
+        """Run as one of the bot's instances: hold a lease (waiting first for a live peer when not
+        `coordinated`), own the replies this process streams, and take over the replies of instances
+        that died (see `keep_instance`)."""
+        self.instance = Instance(self.store, coordinated=coordinated)
+        await self.instance.join()
+        self._recovered += await self.store.recover_streaming(self.instance.id)
+
+    async def keep_instance(self) -> None:
+        """Renew the lease, and now and then take over what dead peers left streaming (cancel to stop)."""
+        assert self.instance is not None, "join_instances() first"
+        await self.instance.keep_alive(self._take_over)
+
+    async def _take_over(self) -> None:
+        assert self.instance is not None
+        orphans = await self.store.recover_streaming(self.instance.id)
+        if not orphans:
+            return
+        log.info("took over %d replies of instances whose lease expired", len(orphans))
+        self.metrics.takeover(len(orphans))
+        self._recovered += orphans
+        for platform, (limits, show) in list(self._repairers.items()):
+            await self.repair_interrupted(platform, limits, show)
 
     async def keep_tidy(self, every_s: float = RETENTION_EVERY_S) -> None:
         """Apply retention now and then for as long as the bot runs (cancel the task to stop it)."""
@@ -115,6 +143,8 @@ class ChatService:
                 log.error("%d answers did not finish; their replies stay as they are", len(self._flights))
 
     async def close(self) -> None:
+        if self.instance is not None:
+            await self.instance.leave()
         await self.client.aclose()
         await self.downloads.aclose()
         await self.store.close()
@@ -158,7 +188,9 @@ class ChatService:
 
     async def repair_interrupted(self, platform: str, limits: PlatformLimits, show: ShowInterrupted) -> int:
         """Make every reply a crash left mid-stream say so in chat, through the adapter's `show`; one
-        failure is logged and the rest still get fixed. Returns how many were fixed."""
+        failure is logged and the rest still get fixed; replies taken over from dead instances later are
+        fixed through the same `show`. Returns how many were fixed."""
+        self._repairers[platform] = (limits, show)
         fixed = 0
         for reply in self.interrupted_replies(platform, limits):
             try:

@@ -88,3 +88,46 @@ async def test_a_discord_reply_killed_half_a_second_in_is_marked_interrupted(
             what="the reply marked interrupted",
         )
         await bot.terminate()
+
+
+async def test_a_second_instance_without_redis_waits_for_the_first_then_takes_over(
+    model_server, tmp_path, discord_api
+):
+    world = populate(discord_api)
+    env = environment(model_server, tmp_path, **discord_env(discord_api))
+    model_server.enqueue(SLOW_ANSWER)
+    async with Seedbot(env) as first:
+        await discord_api.wait_ready(within_s=20)
+        identified = discord_api.gateway.identifies
+        async with Seedbot(env) as second:
+            await waiting_line(second)
+            await discord_api.user_message(world.general, world.alice, world.mention("count the words"))
+            await discord_api.wait_for(
+                lambda: any("word" in m["content"] for m in discord_api.bot_messages(world.general)),
+                within_s=20,
+                what="the first instance to answer",
+            )
+            assert discord_api.gateway.identifies == identified  # the second is not connected
+            await asyncio.sleep(KILL_AFTER_S)
+            await kill(first)
+            # Its lease runs out; the second starts and marks the dead one's reply interrupted.
+            await discord_api.wait_for(
+                lambda: INTERRUPTED_BY_RESTART in discord_api.bot_messages(world.general)[0]["content"],
+                within_s=30,
+                what="the reply marked interrupted by the survivor",
+            )
+            await discord_api.wait_for(
+                lambda: discord_api.gateway.identifies == identified + 1, within_s=20, what="it to connect"
+            )
+            await second.terminate()
+
+
+async def waiting_line(bot: Seedbot) -> str:
+    """The one line an instance logs while it waits for a live peer (bounded: 50 lines, 20 s)."""
+    assert bot.process is not None and bot.process.stderr is not None
+    for _ in range(50):
+        line = (await asyncio.wait_for(bot.process.stderr.readline(), 20)).decode()
+        if "another seedbot instance" in line:
+            assert "REDIS_URL" in line
+            return line
+    raise AssertionError("the second instance never said it was waiting")
