@@ -179,10 +179,9 @@ class ReplyStreamer:
         """Read the model's events to the end, editing the reply as they come (see module docs)."""
         if self._started_at is None:
             self._started_at = self._clock()
-        # Each stream reports its own finish and usage; the steps of the round before are over.
+        # Each stream reports its own finish and usage.
         self.finish_reason, self.usage, self.cost = None, None, None
         self._new_round = bool(self._chunks)
-        self._steps.clear()
         self._ensure_pump()
         try:
             async for event in events:
@@ -193,6 +192,8 @@ class ReplyStreamer:
                         if self._new_round:
                             self._new_round = False
                             text = "\n\n" + text.lstrip()
+                        # The steps before stay in view while the model reads their results.
+                        self._steps.clear()
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
