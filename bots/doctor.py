@@ -2,7 +2,8 @@
 
 Checks the settings, the database, the model API (`/models`; a tiny real call with `live=True`),
 Slack (`auth.test`, granted vs needed scopes, the Socket Mode or HTTP-mode set-up) and Discord
-(`/users/@me`, the message-content intent). Slack and Discord are probed with plain httpx calls; the
+(`/users/@me`, the message-content intent), and each MCP server of SEEDBOT_MCP_CONFIG (started, its
+tools listed, stopped again). Slack and Discord are probed with plain httpx calls; the
 bot frameworks are not needed for that. Tokens go only to the API they belong to and never into the
 table.
 """
@@ -25,6 +26,7 @@ from core.llm.client import ChatClient
 from core.llm.types import ChatRequest, UserMessage
 from core.store import StoreError, open_store
 from core.store.postgres import redacted_url
+from core.tools.mcp import McpManager, ServerStatus
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 
@@ -61,7 +63,7 @@ async def run_checks(settings: Settings | None = None, *, live: bool = False) ->
             settings = load_settings()
         except ConfigError as error:
             problem = Check("settings", "fail", str(error).replace("\n", "; "), "fix the variables named")
-            skipped = ("database", "model API", "slack", "discord")
+            skipped = ("database", "model API", "slack", "discord", "mcp")
             return [problem, *(Check(name, "skipped", "settings did not load") for name in skipped)]
     tokens = {"slack": settings.slack_bot_token, "discord": settings.discord_bot_token}
     platforms = ", ".join(name for name, token in tokens.items() if token is not None) or "none"
@@ -73,6 +75,7 @@ async def run_checks(settings: Settings | None = None, *, live: bool = False) ->
             _model(settings, live),
             _slack(settings, http),
             _discord(settings, http),
+            _mcp(settings),
         )
     return [head, *(check for group in groups for check in group)]
 
@@ -183,6 +186,35 @@ async def _guard_model(settings: Settings, probe: Callable[[], Awaitable[Check]]
         fix = "AIML_BASE_URL must point at an OpenAI-compatible API (ending in /v1)"
         detail = f"unreadable answer from {settings.aiml_base_url} ({type(error).__name__})"
         return Check(name, "fail", detail, fix)
+
+
+# --- MCP servers ---------------------------------------------------------------------------------------
+
+
+async def _mcp(settings: Settings) -> list[Check]:
+    """One row per configured server; a server that is down warns (the bot runs without its tools)."""
+    if not settings.mcp_config:
+        return [Check("mcp", "skipped", "SEEDBOT_MCP_CONFIG is not set")]
+    if not settings.tools_enabled:
+        return [Check("mcp", "skipped", "SEEDBOT_TOOLS_ENABLED is false")]
+    try:
+        manager = McpManager.from_settings(settings)
+    except ConfigError as error:
+        return [Check("mcp", "fail", str(error), "fix SEEDBOT_MCP_CONFIG (a JSON file path or the JSON)")]
+    try:
+        await manager.start()
+        statuses = manager.status()
+    finally:
+        await manager.aclose()
+    fix = "see the reason; the bot runs without this server's tools until it starts"
+    return [
+        Check(f"mcp {status.name}", "ok" if status.state == "ok" else "warn", _detail(status), fix)
+        for status in statuses
+    ]
+
+
+def _detail(status: ServerStatus) -> str:
+    return status.line().removeprefix(f"{status.name}: ")
 
 
 # --- Slack ---------------------------------------------------------------------------------------------

@@ -3,6 +3,21 @@
     effort, media, history and context -> budget reservation -> store the prompt and a streaming reply
     -> ChatClient.stream() into the ReplyStreamer (checkpointed) -> footer, ledger, stored reply
 
+With tools on here, the model call is a loop of rounds into the same reply:
+
+    reserve -> stream (offering the tools) -> ledger row -> the model asked for tools?
+        -> run them (`core.tools.loop`) -> append the calls and results -> reserve the next round ...
+
+Every round is a model call of its own: its own reservation before it, its own ledger row (and request
+id) after it, so budgets and `/cost` see every call. The loop ends when the model answers without
+calling a tool, or when a bound stops it: SEEDBOT_TOOL_MAX_ROUNDS, the answer's time for tools
+(SEEDBOT_TOOL_ANSWER_TIMEOUT_S), a budget, or a tool call cut by the token limit; the reply then says
+which, under what was written. The flight's task covers each stream and each round of tools, so a
+stop, a deleted prompt or a shutdown ends the answer at any point, tools and confirmations included.
+
+The conversation keeps the final reply text only: tool calls and results live in the requests of the
+answer that made them, not in the store, so a later turn does not see (or pay for) them again.
+
 `ChatService.answer` owns what surrounds it (draining, per-conversation order, stop and the reply's
 lifecycle); this module is the work itself.
 """
@@ -13,17 +28,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from core.context import ContextTooLarge, NewTurn, assemble_context
+from core.context import ContextTooLarge, NewTurn, assemble_context, estimate_message_tokens
 from core.costs import call_cost, worst_case_cost
 from core.history import gather_history
 from core.llm import errors
-from core.llm.types import ChatRequest, CompletionResult, TextPart, Usage
+from core.llm.types import ChatRequest, CompletionResult, Cost, Message, TextPart, Usage
 from core.media import MediaProgress, PreparedMedia
+from core.media.tokens import estimate_text_tokens
 from core.models import ConversationKey, MessageStatus, Turn
 from core.preferences import effort_for, system_prompt_for
 from core.prompts import summary_instruction
@@ -31,6 +47,9 @@ from core.reply.footer import format_footer
 from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef
 from core.store.base import CostSource, LedgerEntry, Reservation
+from core.tools.base import ToolContext
+from core.tools.loop import ToolRunner, unique_ids
+from core.tools.toolbox import Toolbox
 
 if TYPE_CHECKING:
     from core.service import ChatService
@@ -46,6 +65,30 @@ CHECKPOINT_EVERY_S = 2.0
 OUR_FAULT = "something went wrong on our side"
 PROGRESS_EVERY_S = 1.0
 SHUTTING_DOWN = "the bot is shutting down"
+CALL_CUT = (
+    "⚠️ The model reached its token limit (SEEDBOT_MAX_TOKENS) while writing a tool call; "
+    "the call was not run."
+)
+T = TypeVar("T")
+
+
+def rounds_bound(rounds: int) -> str:
+    return f"⚠️ Stopped after {rounds} tool round{'s' if rounds != 1 else ''} (SEEDBOT_TOOL_MAX_ROUNDS)."
+
+
+def time_bound(seconds: float) -> str:
+    return (
+        f"⚠️ Stopped: the tools of this answer ran out of time ({seconds:g} s, SEEDBOT_TOOL_ANSWER_TIMEOUT_S)."
+    )
+
+
+def budget_bound(refusal: str) -> str:
+    return f"⚠️ Stopped before the next step: {refusal}."
+
+
+def spec_tokens(toolbox: Toolbox) -> int:
+    """What offering the tools adds to every request's prompt."""
+    return sum(estimate_text_tokens(spec.model_dump_json()) for spec in toolbox.specs())
 
 
 @dataclass(slots=True)
@@ -93,6 +136,8 @@ class Answer:
         self.streamer = streamer
         self.flight = flight
         self.started = time.monotonic()
+        self.calls: list[tuple[CompletionResult, Decimal]] = []  # every model call, with its cost
+        self.tool_calls = 0
 
     async def run(self) -> AnswerOutcome:
         turn = self.turn
@@ -127,11 +172,10 @@ class Answer:
             return await self._end_early("error", str(too_large), prepared.notes)
         if self.flight.stopped:  # deleted, stopped or shut down while its files were being read
             return await self._end_early("stopped", None, prepared.notes)
-        reservation = await self.service.budgets.reserve(
-            turn.key, turn.user_id, worst_case_cost(self.settings, context.estimated_prompt_tokens)
-        )
+        toolbox = await self.service.toolbox_for(turn.key)
+        prompt_tokens = context.estimated_prompt_tokens + (spec_tokens(toolbox) if toolbox else 0)
+        reservation = await self._reserve(prompt_tokens)
         if not isinstance(reservation, Reservation):
-            self.service.metrics.budget_refused(turn.key.platform)
             return await self._end_early("refused", reservation, prepared.notes)
 
         # Stored only now that it is answered: a refused prompt must not haunt later contexts.
@@ -158,34 +202,31 @@ class Answer:
             owner=self.service.instance.id if self.service.instance else None,
         )
         self.streamer.on_posted = lambda ref: self._record_part(reply_id)
-        request = ChatRequest(
-            model=self.settings.model,
-            messages=context.messages,
-            max_tokens=self.settings.max_tokens,
-            reasoning_effort=effort,
-        )
-        outcome, result, error = await self._stream(request, reply_id)
-        usd, source = call_cost(
-            self.settings, result, estimated_prompt_tokens=context.estimated_prompt_tokens
-        )
+        checkpoint = asyncio.create_task(self._checkpoint(reply_id))
         try:
-            footer = None
-            if self.settings.footer and outcome != "error":
-                footer = format_footer(
-                    effort=effort,
-                    elapsed_s=time.monotonic() - self.started,
-                    usage=result.usage,
-                    usd=usd,
-                    notes=[*([context.footer_note] if context.footer_note else []), *history.notes],
-                )
-            finished = await asyncio.shield(
-                self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes)
+            outcome, error, warning = await self._converse(
+                context.messages, reservation, prompt_tokens, effort, toolbox
             )
         finally:
-            await self.service.budgets.settle(
-                reservation, self._ledger_entry(result, effort, outcome, usd, source)
+            checkpoint.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoint
+        result = self._combined()
+        usd = sum((cost for _, cost in self.calls), Decimal(0))
+        footer = None
+        if self.settings.footer and outcome != "error":
+            footer = format_footer(
+                effort=effort,
+                elapsed_s=time.monotonic() - self.started,
+                usage=result.usage,
+                usd=usd,
+                notes=[*([context.footer_note] if context.footer_note else []), *history.notes],
+                tool_calls=self.tool_calls,
             )
-        await self._record(reply_id, outcome, result, finished)
+        finished = await asyncio.shield(
+            self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes, warning=warning)
+        )
+        await self._record(reply_id, outcome, result, usd, finished)
         return AnswerOutcome(
             outcome,
             result.content,
@@ -195,6 +236,103 @@ class Answer:
             result,
             prepared.notes,
             context.estimated_prompt_tokens,
+        )
+
+    async def _reserve(self, prompt_tokens: int) -> Reservation | str:
+        """Hold the worst case of the next model call; the refusal to show when a budget is spent."""
+        key = self.turn.key
+        reservation = await self.service.budgets.reserve(
+            key, self.turn.user_id, worst_case_cost(self.settings, prompt_tokens)
+        )
+        if not isinstance(reservation, Reservation):
+            self.service.metrics.budget_refused(key.platform)
+        return reservation
+
+    async def _converse(
+        self,
+        messages: list[Message],
+        reservation: Reservation,
+        prompt_tokens: int,
+        effort: str,
+        toolbox: Toolbox | None,
+    ) -> tuple[StreamOutcome, str | None, str | None]:
+        """The model calls of the answer, with the tool rounds between them (see the module docs).
+        Returns the outcome, the error to show, and the bound that stopped the loop, if one did."""
+        runner = None
+        offer: dict[str, Any] = {}
+        if toolbox is not None:
+            runner = ToolRunner(
+                toolbox,
+                self._tool_context(),
+                self.streamer,
+                confirm_timeout_s=self.settings.tool_confirm_timeout_s,
+                time_limit_s=self.settings.tool_answer_timeout_s,
+            )
+            offer = {"tools": toolbox.specs(), "tool_choice": "auto", "parallel_tool_calls": True}
+        messages = list(messages)
+        max_rounds = self.settings.tool_max_rounds
+        for number in range(1, max_rounds + 2):
+            request = ChatRequest(
+                model=self.settings.model,
+                messages=messages,
+                max_tokens=self.settings.max_tokens,
+                reasoning_effort=effort,  # type: ignore[arg-type]
+                **offer,
+            )
+            outcome, result, error = await self._call_model(request, reservation, prompt_tokens, effort)
+            if outcome != "complete" or runner is None or not result.tool_calls:
+                return outcome, error, None
+            if result.finish_reason == "length":
+                return "complete", None, CALL_CUT
+            if number > max_rounds:
+                return "complete", None, rounds_bound(max_rounds)
+            if runner.out_of_time:
+                return "complete", None, time_bound(self.settings.tool_answer_timeout_s)
+            outcome, done, error = await self._in_flight(runner.run(unique_ids(result.tool_calls, number)))
+            self.tool_calls = runner.calls_made
+            if done is None:
+                return outcome, error, None
+            added = done.messages(result.content)
+            messages.extend(added)
+            if done.out_of_time:
+                return "complete", None, time_bound(self.settings.tool_answer_timeout_s)
+            prompt_tokens += sum(estimate_message_tokens(message) for message in added)
+            next_reservation = await self._reserve(prompt_tokens)
+            if not isinstance(next_reservation, Reservation):
+                return "complete", None, budget_bound(next_reservation)
+            reservation = next_reservation
+        raise AssertionError("unreachable: the last round returns")  # pragma: no cover
+
+    def _tool_context(self) -> ToolContext:
+        """What tools may know: ids and the platform's search, never a token or a key."""
+        key = self.turn.key
+        return ToolContext(
+            platform=key.platform,
+            workspace_id=key.workspace,
+            channel_id=key.channel,
+            user_id=self.turn.user_id,
+            conversation_search=self.streamer.conversation_search,
+        )
+
+    def _combined(self) -> CompletionResult:
+        """The answer's model calls as one result: the reply's whole text, usage and cost summed."""
+        results = [result for result, _ in self.calls]
+        if len(results) == 1:
+            return results[0]
+        last = results[-1]
+        usages = [result.usage for result in results if result.usage is not None]
+        reported = [result.cost.usd for result in results]
+        return CompletionResult(
+            request_id=last.request_id,
+            content=self.streamer.content,
+            reasoning="\n\n".join(result.reasoning for result in results if result.reasoning),
+            tool_calls=last.tool_calls,
+            finish_reason=last.finish_reason,
+            usage=sum(usages[1:], usages[0]) if usages else None,
+            cost=Cost(usd=None if None in reported else sum(reported, Decimal(0))),  # type: ignore[arg-type]
+            model=last.model,
+            time_to_first_token_s=results[0].time_to_first_token_s,
+            total_s=sum(result.total_s or 0.0 for result in results),
         )
 
     async def _end_early(self, status: Outcome, reason: str | None, notes: Sequence[str]) -> AnswerOutcome:
@@ -207,7 +345,12 @@ class Answer:
         return AnswerOutcome(status, finished.text, list(finished.refs))
 
     async def _record(
-        self, reply_id: int, outcome: StreamOutcome, result: CompletionResult, finished: FinishResult
+        self,
+        reply_id: int,
+        outcome: StreamOutcome,
+        result: CompletionResult,
+        usd: Decimal,
+        finished: FinishResult,
     ) -> None:
         """The reply as the store keeps it, and the answer's metrics."""
         key = self.turn.key
@@ -218,7 +361,7 @@ class Answer:
             key.platform,
             outcome,
             result.usage,
-            self.streamer.cost.usd if self.streamer.cost else result.cost.usd,
+            usd,
             result.time_to_first_token_s,
             time.monotonic() - self.started,
         )
@@ -281,60 +424,79 @@ class Answer:
         summary = self.turn.summary
         return f"{prompt}\n\n{summary_instruction(summary)}" if summary is not None else prompt
 
-    async def _stream(
-        self, request: ChatRequest, reply_id: int
+    async def _call_model(
+        self, request: ChatRequest, reservation: Reservation, prompt_tokens: int, effort: str
     ) -> tuple[StreamOutcome, CompletionResult, str | None]:
-        """Run the model stream into the surface. The flight's task covers the whole call, connecting
-        and retrying included, so a stop or a shutdown ends it at any point."""
+        """One model call streamed into the reply; its reservation is settled with its ledger row
+        however it ends (a cancellation of the whole answer included)."""
         stream = self.service.client.stream(request)
         result = stream.result
+        started = time.monotonic() if self.calls else self.started
+        outcome: str = "cancelled"
 
         async def consume() -> None:
             async with stream:
                 await self.streamer.consume(stream)
 
-        checkpoint = asyncio.create_task(self._checkpoint(result, reply_id))
-        self.flight.task = asyncio.create_task(consume())
-        if self.flight.stopped:
-            self.flight.task.cancel()
         try:
             with self.service.metrics.streaming():
-                await self.flight.task
-            return "complete", result, None
+                outcome, _, error = await self._in_flight(consume())
+            return outcome, result, error  # type: ignore[return-value]
+        finally:
+            usd, source = call_cost(self.settings, result, estimated_prompt_tokens=prompt_tokens)
+            self.calls.append((result, usd))
+            entry = self._ledger_entry(result, effort, outcome, usd, source, time.monotonic() - started)
+            await self.service.budgets.settle(reservation, entry)
+
+    async def _in_flight(self, work: Coroutine[Any, Any, T]) -> tuple[StreamOutcome, T | None, str | None]:
+        """Run one step of the answer (a model stream, a round of tools) as the flight's task, so a stop
+        or a shutdown ends it at any point, connecting, retrying and confirming included. Returns the
+        outcome, the step's value when it completed, and the error to show."""
+        self.flight.task = task = asyncio.create_task(work)
+        if self.flight.stopped:
+            task.cancel()
+        try:
+            return "complete", await task, None
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if not self.flight.stopped or (current is not None and current.cancelling()):
                 raise
             if self.flight.shutdown:
-                return "interrupted", result, SHUTTING_DOWN
-            return "stopped", result, None
+                return "interrupted", None, SHUTTING_DOWN
+            return "stopped", None, None
         except errors.ModelAPIError as error:
-            return ("interrupted" if result.content else "error"), result, str(error)
+            return ("interrupted" if self.streamer.content else "error"), None, str(error)
         except Exception:
-            log.exception("model stream failed", extra={"request_id": result.request_id})
-            return ("interrupted" if result.content else "error"), result, OUR_FAULT
-        finally:
-            checkpoint.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checkpoint
+            log.exception("answer step failed", extra={"request_id": self._last_request_id()})
+            return ("interrupted" if self.streamer.content else "error"), None, OUR_FAULT
 
-    async def _checkpoint(self, result: CompletionResult, reply_id: int) -> None:
+    def _last_request_id(self) -> str | None:
+        return self.calls[-1][0].request_id if self.calls else None
+
+    async def _checkpoint(self, reply_id: int) -> None:
         """Save the growing answer and its latest message id now and then, so that after a crash the
         store holds what the chat shows and recovery knows which message to mark as interrupted."""
         saved_text, saved_ref = "", None
         while True:
             refs = self.streamer.refs
             ref_id = refs[-1].id if refs else None
-            if result.content != saved_text or ref_id != saved_ref:
+            text = self.streamer.content
+            if text != saved_text or ref_id != saved_ref:
                 try:
-                    await self.store.update_message(reply_id, text=result.content, platform_message_id=ref_id)
-                    saved_text, saved_ref = result.content, ref_id
+                    await self.store.update_message(reply_id, text=text, platform_message_id=ref_id)
+                    saved_text, saved_ref = text, ref_id
                 except Exception:
                     log.exception("checkpoint of reply %s failed; trying again", reply_id)
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     def _ledger_entry(
-        self, result: CompletionResult, effort: str, outcome: str, usd: Decimal, source: CostSource
+        self,
+        result: CompletionResult,
+        effort: str,
+        outcome: str,
+        usd: Decimal,
+        source: CostSource,
+        latency_s: float,
     ) -> LedgerEntry:
         usage = result.usage or Usage()
         key = self.turn.key
@@ -353,6 +515,6 @@ class Answer:
             usd=usd,
             cost_source=source,
             ttft_s=result.time_to_first_token_s,
-            latency_s=time.monotonic() - self.started,
+            latency_s=latency_s,
             outcome="ok" if outcome == "complete" else outcome,
         )

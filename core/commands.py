@@ -25,14 +25,16 @@ from core.config import EFFORTS
 from core.costs import PERIODS, REPORT_SCOPES, Labeller, Period, ReportScope, cost_report, str_label
 from core.models import ConversationKey, HistoryMessage, Platform, SummaryKind
 from core.money import format_limit
-from core.preferences import effort_for, system_prompt_for
-from core.store.base import BudgetKind, SettingError
+from core.preferences import disabled_tools_for, effort_for, system_prompt_for
+from core.store.base import NO_TOOLS, TOOLS_DISABLED, BudgetKind, SettingError, tool_names
 
 if TYPE_CHECKING:
     from core.service import ChatService
 
 EffortLevel = Literal["low", "medium", "high", "default"]
 SettingScope = Literal["user", "channel", "workspace"]
+ToolAction = Literal["list", "enable", "disable"]
+ToolScope = Literal["channel", "workspace"]
 
 DEFAULT_SUMMARY_MESSAGES = 50
 MAX_SUMMARY_MESSAGES = 200
@@ -180,7 +182,21 @@ class Summarize:
         return self.kind == "messages" or bool(message.attachments)
 
 
-ReplyCommand = Effort | Cost | Budget | Prompt | Forget | Help
+@dataclass(frozen=True, slots=True)
+class Tools:
+    """List the tools of this place, or switch one (by the name the list shows) on or off for the
+    channel or the whole workspace."""
+
+    action: ToolAction = "list"
+    name: str | None = None
+    scope: ToolScope = "channel"
+
+    def __post_init__(self) -> None:
+        if self.action != "list" and not self.name:
+            raise BadArguments(f"Name the tool to {self.action}, e.g. `tools {self.action} fetch_url`.")
+
+
+ReplyCommand = Effort | Cost | Budget | Prompt | Forget | Help | Tools
 Command = ReplyCommand | Summarize
 
 
@@ -218,6 +234,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "(admins only)",
     ),
     CommandSpec("prompt", "[<text>|default]", "show or set this channel's instructions for me (admins only)"),
+    CommandSpec(
+        "tools",
+        "[enable|disable <name> [channel|{workspace}]]",
+        "list the tools I can use here; admins switch one on or off for this channel or the {workspace}",
+    ),
     CommandSpec("forget", "", "delete what I have stored from your messages"),
     CommandSpec("help", "", "this list"),
 )
@@ -284,6 +305,8 @@ def parse_command(text: str) -> Command | None:
         return _parse_budget(rest)
     if head == "prompt":
         return Prompt(text.strip()[len(words[0]) :].strip() or None)
+    if head == "tools":
+        return _parse_tools(words[1:])
     if head == "forget":
         if rest:
             raise BadArguments("`forget` takes no arguments.")
@@ -321,6 +344,20 @@ def _parse_budget(words: list[str]) -> Budget:
     return Budget(BUDGET_KINDS[words[0]], words[1])
 
 
+def _parse_tools(words: list[str]) -> Tools:
+    if not words or words[0].lower() == "list":
+        if len(words) > 1:
+            raise BadArguments("`tools` lists the tools; use `tools enable <name>` to change one.")
+        return Tools()
+    action, rest = words[0].lower(), words[1:]
+    scopes = [word for word in rest if word.lower() in ("channel", "workspace", "server")]
+    names = [word for word in rest if word not in scopes]
+    if action not in ("enable", "disable") or len(names) != 1 or len(scopes) > 1:
+        raise BadArguments("Use `tools`, or `tools enable <name> [channel|workspace]` (or `disable`).")
+    scope: ToolScope = "channel" if not scopes or scopes[0].lower() == "channel" else "workspace"
+    return Tools(action, names[0], scope)  # type: ignore[arg-type]
+
+
 def _parse_summarize(words: list[str]) -> Summarize:
     if words[:1] == ["media"]:
         ranged = _parse_summarize(words[1:] or ["7d"])
@@ -356,6 +393,8 @@ async def run_command(service: ChatService, caller: Caller, command: ReplyComman
             return f"Done: deleted {deleted} stored messages of yours."
         case Help():
             return help_text(dialect)
+        case Tools():
+            return await _tools(service, caller, command, dialect)
 
 
 def _no_workspace(dialect: Dialect) -> Refusal:
@@ -443,3 +482,57 @@ async def _prompt(service: ChatService, caller: Caller, command: Prompt, dialect
     )
     whose = "This channel's instructions" if own else "Instructions here (the default)"
     return f"{whose}:\n{dialect.quote(prompt)}"
+
+
+async def _tools(service: ChatService, caller: Caller, command: Tools, dialect: Dialect) -> str:
+    if not service.settings.tools_enabled:
+        return "Tools are switched off for this bot (SEEDBOT_TOOLS_ENABLED)."
+    tools = {tool.name: tool for tool in service.available_tools()}
+    said = ""
+    if command.action != "list":
+        if not caller.admin:
+            return admins_only(dialect)
+        if command.scope == "workspace" and not caller.in_workspace:
+            return f"There is no {dialect.workspace} here; use scope `channel`."
+        if command.name not in tools:
+            return f"There is no tool named `{command.name}`. Tools: {', '.join(tools) or 'none'}."
+        await _switch_tool(service, caller, command)
+        where = "this channel" if command.scope == "channel" else f"this {dialect.workspace}"
+        state = "on" if command.action == "enable" else "off"
+        said = f"{command.name} is now {dialect.bold(state)} in {where}.\n"
+    disabled, source = await disabled_tools_for(
+        service.store, platform=caller.platform, workspace=caller.workspace, channel=caller.channel
+    )
+    why = f"switched off in this {'channel' if source == 'channel' else dialect.workspace}"
+    lines = [f"{said}Tools here:"]
+    for name, tool in tools.items():
+        state = f"off ({why})" if name in disabled else "on"
+        asks = " · asks before it runs" if tool.needs_confirmation else ""
+        lines.append(f"• {name}: {state}{asks}")
+    servers = service.mcp.status()
+    if servers:
+        lines.append("MCP servers: " + "; ".join(status.line() for status in servers))
+    return "\n".join(lines)
+
+
+async def _switch_tool(service: ChatService, caller: Caller, command: Tools) -> None:
+    """Store the new list of tools switched off at the command's scope. A channel's list replaces its
+    workspace's, so it starts from what is in force there and is cleared when it matches the workspace."""
+    assert command.name is not None  # Tools checks it for every action but "list"
+    store, platform = service.store, caller.platform
+    workspace_value = await store.get_setting(TOOLS_DISABLED, "workspace", platform, caller.workspace)
+    workspace_off = set(tool_names(workspace_value or ""))
+    if command.scope == "workspace":
+        current = workspace_off
+    else:
+        in_force, _ = await disabled_tools_for(
+            store, platform=platform, workspace=caller.workspace, channel=caller.channel
+        )
+        current = set(in_force)
+    off = current | {command.name} if command.action == "disable" else current - {command.name}
+    value: str | None = ",".join(sorted(off))
+    if command.scope == "workspace":
+        await store.set_setting(TOOLS_DISABLED, value or None, "workspace", platform, caller.workspace)
+    else:
+        channel_value = None if off == workspace_off else (value or NO_TOOLS)
+        await store.set_setting(TOOLS_DISABLED, channel_value, "channel", platform, caller.channel)

@@ -89,6 +89,11 @@ def estimate_message_tokens(message: Message) -> int:
         body = estimate_text_tokens(content)
     else:
         body = sum(estimate_tokens(part) for part in content)
+    if isinstance(message, AssistantMessage):
+        body += sum(
+            estimate_text_tokens(call.function.name + call.function.arguments)
+            for call in message.tool_calls or ()
+        )
     return MESSAGE_OVERHEAD_TOKENS + body
 
 

@@ -6,7 +6,8 @@
 
 What commands mean lives in `core.commands`; the steps from a platform event to `answer` in
 `core.admission`. The service holds what they share: settings, store, model client, media, budgets,
-pacing, metrics, and the answers in flight (so a stop, a deleted prompt or a shutdown reaches them).
+pacing, metrics, the tools (built-in and the MCP servers', started with the service and stopped with
+it) and the answers in flight (so a stop, a deleted prompt or a shutdown reaches them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.answer import Answer, AnswerOutcome, InFlight
-from core.config import Settings
+from core.config import ConfigError, Settings
 from core.costs import BudgetPolicy
 from core.instances import Instance
 from core.llm.client import ChatClient
@@ -26,12 +27,17 @@ from core.media import MediaPipeline
 from core.media.download import Downloads
 from core.metrics import Metrics
 from core.models import ConversationKey, Turn
+from core.preferences import disabled_tools_for
 from core.reply.pacing import PacerRegistry
 from core.reply.split import close_fence, split_message
 from core.reply.streamer import ReplyStreamer
 from core.reply.surface import PlatformLimits, ReplySurface
 from core.store import Store, apply_retention, open_store
 from core.store.base import StoredMessage
+from core.tools.base import Tool
+from core.tools.builtin import builtin_tools
+from core.tools.mcp import McpManager
+from core.tools.toolbox import Toolbox
 
 log = logging.getLogger("seedbot.service")
 
@@ -56,9 +62,31 @@ ShowInterrupted = Callable[[InterruptedReply], Awaitable[bool]]
 fix (a private answer); a platform error is raised and logged by the core."""
 
 
+async def start_mcp(settings: Settings, media: MediaPipeline) -> McpManager:
+    """The configured MCP servers, started (bounded); an unusable config or server is only logged."""
+    if not settings.tools_enabled:
+        return McpManager([])
+    try:
+        manager = McpManager.from_settings(settings, media)
+    except ConfigError as error:
+        log.error("MCP servers not started: %s", error)
+        return McpManager([])
+    await manager.start()
+    for status in manager.status():
+        if status.state != "ok":
+            log.warning("MCP server %s", status.line())
+    return manager
+
+
 class ChatService:
     def __init__(
-        self, settings: Settings, store: Store, client: ChatClient, media: MediaPipeline, metrics: Metrics
+        self,
+        settings: Settings,
+        store: Store,
+        client: ChatClient,
+        media: MediaPipeline,
+        metrics: Metrics,
+        mcp: McpManager | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -69,6 +97,8 @@ class ChatService:
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
         self.metrics = metrics
+        self.mcp = mcp or McpManager([])
+        self.builtin_tools = builtin_tools(settings, media)
         self._locks = KeyedLocks()
         self._by_prompt: dict[tuple[str, str], InFlight] = {}
         self._flights: set[InFlight] = set()
@@ -82,11 +112,13 @@ class ChatService:
 
     @classmethod
     async def open(cls, settings: Settings) -> ChatService:
-        """Open the store (applying migrations), recover crashed replies, apply retention."""
+        """Open the store (applying migrations), recover crashed replies, apply retention, start the MCP
+        servers (one that cannot start is logged and left out; it never stops the bot)."""
         store = await open_store(settings)
         metrics = Metrics()
         client = ChatClient(settings, on_retry=metrics.retry)
-        service = cls(settings, store, client, MediaPipeline(settings), metrics)
+        media = MediaPipeline(settings)
+        service = cls(settings, store, client, media, metrics, await start_mcp(settings, media))
         service._recovered = await store.recover_streaming()
         await apply_retention(store, settings)
         return service
@@ -145,9 +177,30 @@ class ChatService:
     async def close(self) -> None:
         if self.instance is not None:
             await self.instance.leave()
+        await self.mcp.aclose()
         await self.client.aclose()
         await self.downloads.aclose()
         await self.store.close()
+
+    # --- tools ------------------------------------------------------------------------------------------
+
+    def available_tools(self) -> list[Tool]:
+        """Every tool the bot has now: the built-in ones and those of the MCP servers that are up."""
+        if not self.settings.tools_enabled:
+            return []
+        return [*self.builtin_tools, *self.mcp.tools()]
+
+    async def toolbox_for(self, key: ConversationKey) -> Toolbox | None:
+        """The tools offered to answers in this channel (without those switched off there, see the
+        `tools` command); None when there are none."""
+        tools = self.available_tools()
+        if not tools:
+            return None
+        disabled, _ = await disabled_tools_for(
+            self.store, platform=key.platform, workspace=key.workspace, channel=key.channel
+        )
+        enabled = [tool for tool in tools if tool.name not in disabled]
+        return Toolbox.from_settings(self.settings, enabled) if enabled else None
 
     # --- stopping ---------------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """`seedbot chat`: the terminal as a third adapter, through the same core as Slack and Discord.
 
 Conversations persist in the same store, so `seedbot chat` picks up where it left off. Typed
-commands (`/effort high`, `/cost 7d`, `/forget`, `/help`) mean what they mean everywhere
-(`core.commands`); attaching files and leaving are the terminal's own.
+commands (`/effort high`, `/cost 7d`, `/tools`, `/forget`, `/help`) mean what they mean everywhere
+(`core.commands`); attaching files and leaving are the terminal's own. A tool with side effects asks
+`Run NAME with {args}? [y/N]` and the next line typed answers it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.terminal.files import LocalFile
-from bots.terminal.surface import TerminalSurface
+from bots.terminal.surface import ConfirmingSurface
 from core.commands import (
     BadArguments,
     Caller,
@@ -35,7 +36,7 @@ from core.store import StoreError
 
 EXIT_CONFIG = 3
 PLATFORM = "terminal"
-OFFERED = frozenset({"effort", "cost", "forget", "help"})
+OFFERED = frozenset({"effort", "cost", "tools", "forget", "help"})
 EXTRAS = (
     CommandSpec("image", "PATH", "attach an image to your next message (repeatable)"),
     CommandSpec("video", "PATH", "attach a video to your next message"),
@@ -55,11 +56,20 @@ TERMINAL = Dialect(syntax=_syntax, bold=lambda text: text, extras=EXTRAS)
 
 
 class TerminalChat:
-    def __init__(self, service: ChatService, *, user: str | None = None, out: TextIO = sys.stdout):
+    def __init__(
+        self,
+        service: ChatService,
+        lines: asyncio.Queue[str | None],
+        *,
+        user: str | None = None,
+        out: TextIO = sys.stdout,
+    ):
         self.service = service
+        self.lines = lines  # the input; a confirmation question takes the next line while answering
         self.user = user or getpass.getuser()
         self.key = ConversationKey(PLATFORM, "local", self.user)
-        self.caller = Caller(PLATFORM, "local", self.user, self.user)
+        admin = self.user in service.settings.admins
+        self.caller = Caller(PLATFORM, "local", self.user, self.user, admin=admin)
         self.out = out
         self.pending: list[AttachmentSource] = []
         self.turns = 0
@@ -84,7 +94,7 @@ class TerminalChat:
             attachments=tuple(self.pending),
         )
         self.pending = []
-        await self.service.answer(turn, TerminalSurface(self.out))
+        await self.service.answer(turn, ConfirmingSurface(self.out, self.lines, self.user))
         return True
 
     async def _command(self, line: str) -> bool:
@@ -135,9 +145,9 @@ async def chat(settings: Settings, *, stdin: TextIO = sys.stdin, out: TextIO = s
     except StoreError as error:
         print(f"database: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    session = TerminalChat(service, out=out)
-    print(f"seedbot chat · {settings.model} · /help for commands, /quit to leave", file=out, flush=True)
     lines = await read_lines(stdin)
+    session = TerminalChat(service, lines, out=out)
+    print(f"seedbot chat · {settings.model} · /help for commands, /quit to leave", file=out, flush=True)
     try:
         while True:
             if stdin.isatty():

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TextIO
 
 from core.reply.surface import MessageRef, PlatformLimits
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
+
+YES = frozenset({"y", "yes"})
 
 TERMINAL_LIMITS = PlatformLimits(
     name="terminal",
@@ -97,3 +102,43 @@ class TerminalSurface:
             self._status_out.write("\r\x1b[2K")
             self._status_out.flush()
             self._status_line = False
+
+
+class ConfirmingSurface(TerminalSurface):
+    """A `seedbot chat` reply, which can ask before a tool with side effects runs: the question is
+    printed and the next input line answers it (y or yes approves; anything else declines).
+
+    The chat reads no input while it answers, so the next line from the shared queue is the answer.
+    """
+
+    def __init__(self, out: TextIO, lines: asyncio.Queue[str | None], user: str) -> None:
+        super().__init__(out)
+        self._lines = lines
+        self._user = user
+        self._reader: asyncio.Task[None] | None = None
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        self._clear_status()
+        self._end_reasoning()
+        self._out.write(f"\n{pending.request.question} [y/N] ")
+        self._out.flush()
+        self._reader = asyncio.create_task(self._read_answer(pending))
+        return True
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        if self._reader is not None:
+            # Expired or cancelled: the line the reader waits for belongs to the chat again.
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        # Nobody typed an answer (it expired, or the answer was stopped): the question line is still open.
+        opened = "" if decision.user_id else "\n"
+        self._out.write(f"{opened}{decision.summary()}\n\n")
+        self._out.flush()
+
+    async def _read_answer(self, pending: PendingConfirmation) -> None:
+        line = await self._lines.get()
+        if line is None:
+            self._lines.put_nowait(None)  # end of input: the chat still has to see it to leave
+        pending.answer((line or "").strip().lower() in YES, self._user)

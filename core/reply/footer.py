@@ -1,4 +1,8 @@
-"""The compact line under an answer: `medium effort · 4.2 s · 1,272 tokens (877 reasoning) · $0.0033`."""
+"""The compact line under an answer: `medium effort · 4.2 s · 1,272 tokens (877 reasoning) · $0.0033`.
+
+An answer that used tools shows the sum over all its model calls, and how many tool calls it made:
+`medium effort · 6.1 s · 2,010 tokens · 3 tool calls · $0.0041`.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ def format_footer(
     usage: Usage | None,
     usd: Decimal | None,
     notes: Sequence[str] = (),
+    tool_calls: int = 0,
 ) -> str:
     """Plain text (the streamer styles it); any piece that is unknown is left out.
 
     Tokens are the completion tokens (what the answer cost to write, reasoning included), then the
-    prompt tokens the API served from its cache, if any;
+    prompt tokens the API served from its cache, if any; `tool_calls` is left out when 0;
     `notes` are short extras such as "using the last 12 messages".
     """
     pieces: list[str] = []
@@ -36,6 +41,8 @@ def format_footer(
         pieces.append(tokens)
     if usage is not None and usage.cached_tokens:
         pieces.append(f"{usage.cached_tokens:,} prompt tokens cached")
+    if tool_calls:
+        pieces.append(f"{tool_calls} tool call{'s' if tool_calls != 1 else ''}")
     if usd is not None:
         pieces.append(format_usd(usd))
     pieces.extend(note for note in notes if note)

@@ -20,6 +20,11 @@ How the service drives it:
 `consume()` raises the stream's `ModelAPIError` (unless the model had already finished: then the
 answer is whole and it returns "complete"), and is safe to cancel: the reply keeps what it showed and
 `finish()` takes over.
+
+An answer that calls tools consumes one stream per round into the same reply: the text of every round
+accumulates (a new round starts a new paragraph), and between rounds `show_step()` shows what the tools
+are doing, through the surface's own `show_step` when it has one, else in the reply's thinking line or
+status. The URLs the steps report become a "Sources:" line under the final answer.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from core.llm.types import (
 )
 from core.reply.pacing import EditPacer, Priority
 from core.reply.split import MIN_MESSAGE_CHARS, close_fence, split_message
-from core.reply.surface import MessageRef, ReplySurface, SurfaceError, SurfaceRateLimited
+from core.reply.surface import MessageRef, ReplySurface, SurfaceError, SurfaceRateLimited, ToolStep
+from core.tools.base import ConversationSearch
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger("seedbot.reply")
 
@@ -138,6 +145,10 @@ class ReplyStreamer:
         self._reasoning_sink = getattr(surface, "show_reasoning", None)
         # Told of every message the reply posts, the moment it exists (so a crash can always be repaired).
         self.on_posted: Callable[[MessageRef], Awaitable[None]] | None = None
+        self._step_sink = getattr(surface, "show_step", None)
+        self._steps: dict[str, ToolStep] = {}  # this round's steps, when the core shows them itself
+        self._sources: list[str] = []
+        self._new_round = False  # the next answer text starts a new paragraph
 
     # --- what the service reads ------------------------------------------------------------------
 
@@ -170,14 +181,21 @@ class ReplyStreamer:
         """Read the model's events to the end, editing the reply as they come (see module docs)."""
         if self._started_at is None:
             self._started_at = self._clock()
-        self._closing.clear()
-        self._pump_task = asyncio.create_task(self._pump(), name="reply-pump")
+        # Each stream reports its own finish and usage.
+        self.finish_reason, self.usage, self.cost = None, None, None
+        self._new_round = bool(self._chunks)
+        self._ensure_pump()
         try:
             async for event in events:
                 match event:
                     case ContentDelta(text=text) if text:
                         if not self._chunks:
                             self.stats.first_token_at = self._clock()
+                        if self._new_round:
+                            self._new_round = False
+                            text = "\n\n" + text.lstrip()
+                        # The steps before stay in view while the model reads their results.
+                        self._steps.clear()
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
@@ -208,13 +226,15 @@ class ReplyStreamer:
         error: str | None = None,
         footer: str | None = None,
         notes: Sequence[str] = (),
+        warning: str | None = None,
     ) -> FinishResult:
-        """Write the final text (answer, warning, per-file notes, footer) and make sure it lands.
+        """Write the final text (answer, sources, warning, per-file notes, footer) and make sure it lands.
 
+        `warning` replaces the one the outcome and finish reason imply (a tool loop stopped by a bound).
         The final edits are retried through 429s until they land or `final_edit_deadline_s` passes.
         """
         await self._stop_pump()
-        text = self._final_text(outcome, error, footer, notes)
+        text = self._final_text(outcome, error, footer, notes, warning)
         failure = await self._deliver(split_message(text, self._limits.max_message_chars))
         if self._status is not None:
             await self._set_status(None)
@@ -244,6 +264,11 @@ class ReplyStreamer:
                     continue
             await self._run(op)
 
+    def _ensure_pump(self) -> None:
+        if self._pump_task is None:
+            self._closing.clear()
+            self._pump_task = asyncio.create_task(self._pump(), name="reply-pump")
+
     async def _stop_pump(self) -> None:
         task = self._pump_task
         if task is None:
@@ -259,12 +284,21 @@ class ReplyStreamer:
     def _next_op(self, now: float) -> tuple[_Op | None, float | None]:
         """The next call to make, or how long until one may be due (None: until something changes)."""
         content = self.content
+        steps = self._step_lines()
+        in_message = self._limits.thinking_in_message
+        status = None if in_message or not steps else " · ".join(steps)
         if content:
             first = self.stats.first_visible_at is None
+            if in_message and steps:
+                content = close_fence(content) + "\n\n" + "\n".join(f"_{line}_" for line in steps)
             op = self._diff(self._live_parts(content), "urgent" if first else "routine")
-            if op is None and self._status is not None:
-                op = _Op("status")
+            if op is None and self._status != status:
+                op = _Op("status", text=status)
             return op, None
+        if steps:
+            if in_message:
+                return self._diff(["\n".join(f"_{line}_" for line in steps)], "routine"), None
+            return (_Op("status", text=status) if status != self._status else None), None
         if now < self._next_think_at:
             return None, self._next_think_at - now
         if self._limits.thinking_in_message:
@@ -322,6 +356,57 @@ class ReplyStreamer:
             except Exception:
                 log.exception("recording a posted message failed")
 
+    async def show_step(self, step: ToolStep) -> None:
+        """A tool call started, finished or failed (see `ToolStep`); never raises for the surface."""
+        if step.status == "done":
+            self._sources.extend(url for url in step.sources if url not in self._sources)
+        if self._step_sink is None:
+            self._steps[step.id] = step
+            self._ensure_pump()
+            self._changed.set()
+            return
+        try:
+            await self._step_sink(step)
+        except Exception:
+            log.exception("reply surface failed to show a step")
+
+    # --- confirmations and search: optional capabilities the tool loop reaches through here ------
+
+    @property
+    def can_confirm(self) -> bool:
+        return callable(getattr(self._surface, "ask_confirmation", None))
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        """Show a confirmation question (see `core.tools.confirm`); False when it could not be shown."""
+        try:
+            return bool(await self._surface.ask_confirmation(pending))  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("reply surface failed to ask for a confirmation")
+            return False
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        """Let the surface say how a confirmation ended; never raises for the surface."""
+        show = getattr(self._surface, "show_decision", None)
+        if show is None:
+            return
+        try:
+            await show(request, decision)
+        except Exception:
+            log.exception("reply surface failed to show a confirmation's decision")
+
+    @property
+    def conversation_search(self) -> ConversationSearch | None:
+        return getattr(self._surface, "conversation_search", None)
+
+    def _step_lines(self) -> list[str]:
+        lines = []
+        for step in self._steps.values():
+            if step.status == "running" or not step.detail:
+                lines.append(step.title)
+            else:
+                lines.append(f"{'✅' if step.status == 'done' else '⚠️'} {step.detail}")
+        return lines
+
     async def show_status(self, status: str | None) -> None:
         """A transient status of the reply (e.g. media progress); failures are logged, never raised."""
         await self._set_status(status)
@@ -377,32 +462,41 @@ class ReplyStreamer:
         return "…" + (text[space + 1 :] if 0 <= space < len(text) // 4 else text)
 
     def _final_text(
-        self, outcome: Outcome, error: str | None, footer: str | None, notes: Sequence[str]
+        self,
+        outcome: Outcome,
+        error: str | None,
+        footer: str | None,
+        notes: Sequence[str],
+        warning: str | None,
     ) -> str:
         body = self.content.rstrip()
-        warning: str | None = None
-        if outcome == "stopped":
-            warning = STOPPED
-        elif outcome in ("interrupted", "error"):
-            reason = error or CUT_OFF
-            warning = f"⚠️ Interrupted: {reason}" if body else f"⚠️ {reason}"
-        elif self.finish_reason == "length":
-            warning = (
-                "⚠️ The answer reached the token limit and may be incomplete."
-                if body
-                else "⚠️ The model spent its whole token budget reasoning and wrote no answer."
-            )
-        elif self.finish_reason == "content_filter":
-            warning = "⚠️ The answer was stopped by the content filter."
-        elif not body:
-            warning = "⚠️ The model returned an empty answer."
+        if warning is None or outcome != "complete":
+            warning = self._warning(outcome, error, body)
         blocks = [close_fence(body)] if body else []
+        if self._sources:
+            blocks.append("Sources: " + ", ".join(self._sources))
         tail = [line for line in (warning, *notes) if line]
         if tail:
             blocks.append("\n".join(tail))
         if footer:
             blocks.append(f"_{footer}_")
         return "\n\n".join(blocks)
+
+    def _warning(self, outcome: Outcome, error: str | None, body: str) -> str | None:
+        if outcome == "stopped":
+            return STOPPED
+        if outcome in ("interrupted", "error"):
+            reason = error or CUT_OFF
+            return f"⚠️ Interrupted: {reason}" if body else f"⚠️ {reason}"
+        if self.finish_reason == "length":
+            return (
+                "⚠️ The answer reached the token limit and may be incomplete."
+                if body
+                else "⚠️ The model spent its whole token budget reasoning and wrote no answer."
+            )
+        if self.finish_reason == "content_filter":
+            return "⚠️ The answer was stopped by the content filter."
+        return None if body else "⚠️ The model returned an empty answer."
 
     # --- final delivery --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ and describes its platform with a `PlatformLimits`; the streamer does the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,21 @@ class MessageRef:
     channel: str | None = None
 
 
+StepStatus = Literal["running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStep:
+    """One tool call as people see it while the answer works: shown "running", then "done" or "failed"
+    under the same `id` (the call's id), so a surface can update one card in place."""
+
+    id: str
+    title: str  # what is happening, e.g. "🔧 Fetching example.com…"
+    status: StepStatus
+    detail: str = ""  # what came back or why it failed, e.g. "Fetched example.com (12 KB)"
+    sources: tuple[str, ...] = ()  # URLs the result came from (fetched pages)
+
+
 class SurfaceRateLimited(Exception):
     """The platform answered 429; try again after `retry_after` seconds."""
 
@@ -54,8 +69,20 @@ class ReplySurface(Protocol):
     `close` is called exactly once, last, however the reply ended (`ChatService.answer` sees to it
     through the streamer), so an adapter can end what it opened: a native stream, a typing indicator.
 
-    Optional capability: `show_reasoning(text: str) -> None`, where the platform can show the model's
-    reasoning as it arrives (a terminal prints it dimmed); the streamer hands it every fragment.
+    Optional capabilities (the streamer looks them up with `getattr`; a surface implements only what
+    its platform can do, and the core falls back for the rest):
+
+    - `show_reasoning(text: str) -> None`, where the platform can show the model's reasoning as it
+      arrives (a terminal prints it dimmed); the streamer hands it every fragment.
+    - `async show_step(step: ToolStep) -> None`, where the platform has native progress cards (Slack's
+      task cards): called with each step "running", then again with the same `id` "done" or "failed".
+      Without it the streamer shows steps itself, in the thinking line or the status.
+    - `async ask_confirmation(pending: PendingConfirmation) -> bool` and
+      `async show_decision(request: ConfirmationRequest, decision: Decision) -> None`: buttons before a
+      tool with side effects runs (see `core.tools.confirm` for the call order). Without them such
+      tools are declined.
+    - `conversation_search: ConversationSearch`, the platform's search of the current channel for the
+      `search_conversation` tool (see `core.tools.base`).
     """
 
     limits: PlatformLimits

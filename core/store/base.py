@@ -25,13 +25,21 @@ from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform
 SettingScope = Literal["user", "channel", "workspace"]
 # Most specific first; a per-request override (e.g. `Turn.effort`) beats all of them and is never stored.
 SETTING_SCOPES: tuple[SettingScope, ...] = ("user", "channel", "workspace")
-SettingName = Literal["effort", "system_prompt", "user_daily_budget_usd", "workspace_monthly_budget_usd"]
+SettingName = Literal[
+    "effort", "system_prompt", "user_daily_budget_usd", "workspace_monthly_budget_usd", "tools_disabled"
+]
 SETTING_NAMES: tuple[SettingName, ...] = (
     "effort",
     "system_prompt",
     "user_daily_budget_usd",
     "workspace_monthly_budget_usd",
+    "tools_disabled",
 )
+# The tools switched off in a channel or workspace: a comma list of tool names, or NO_TOOLS for an
+# explicit empty list (a channel that turns back on what its workspace turned off).
+TOOLS_DISABLED: SettingName = "tools_disabled"
+NO_TOOLS = "none"
+TOOL_NAME_MAX_CHARS = 200
 # A budget set to this at run time overrides the environment's limit with "no limit".
 UNLIMITED = "unlimited"
 SYSTEM_PROMPT_MAX_CHARS = 8000
@@ -76,6 +84,11 @@ def normalise_setting(name: str, value: str) -> str:
         if lowered not in EFFORTS:
             raise SettingError(f"effort must be one of {', '.join(EFFORTS)} (got {text!r})")
         return lowered
+    if name == TOOLS_DISABLED:
+        names = tool_names(text)
+        if any(len(tool) > TOOL_NAME_MAX_CHARS for tool in names):
+            raise SettingError(f"a tool name is at most {TOOL_NAME_MAX_CHARS} characters")
+        return ",".join(names) or NO_TOOLS
     if name == "system_prompt":
         if not text:
             raise SettingError("the system prompt cannot be empty")
@@ -92,6 +105,12 @@ def normalise_setting(name: str, value: str) -> str:
     if not amount.is_finite() or amount < 0:
         raise SettingError(f"a budget is an amount in US dollars such as 0.50, or {UNLIMITED!r}")
     return str(amount)
+
+
+def tool_names(value: str) -> list[str]:
+    """The names in a `tools_disabled` value, sorted, each once."""
+    names = {name.strip() for name in value.split(",")} - {"", NO_TOOLS}
+    return sorted(names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ one that kills the server (to test restarts).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
+from typing import Any
 
 from mcp.server.mcpserver import Image, MCPServer
 from mcp.types import ToolAnnotations
@@ -21,6 +23,14 @@ CAPITALS = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi"}
 RED_PIXEL = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )
+
+
+
+def mcp_config(name: str = "fake", **options: Any) -> str:
+    """SEEDBOT_MCP_CONFIG (inline JSON) that runs this server over stdio as `name`."""
+    entry = {"command": sys.executable, "args": [os.path.abspath(__file__)], **options}
+    return json.dumps({"mcpServers": {name: entry}})
+
 
 server = MCPServer("fake-tools")
 notes: list[str] = []

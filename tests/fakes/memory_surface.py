@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited, ToolStep
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +150,34 @@ class MemorySurface:
         if len(recent) >= self.limits.edits_per_window:
             return recent[-self.limits.edits_per_window] + window - now
         return None
+
+
+class ToolSurface(MemorySurface):
+    """A MemorySurface with the optional tool capabilities a platform like Slack implements: native
+    steps (`show_step`) and confirmation buttons (`ask_confirmation` / `show_decision`).
+
+    `clicks` are pressed as soon as a question is shown, in order, as (approved, user id); what each
+    press returned (did it count?) is kept in `counted`. With no clicks the question waits.
+    """
+
+    def __init__(self, limits: PlatformLimits, *, clicks: list[tuple[bool, str]] | None = None, **options):
+        super().__init__(limits, **options)
+        self.steps: list[ToolStep] = []
+        self.asked: list[ConfirmationRequest] = []
+        self.decisions: list[Decision] = []
+        self.counted: list[bool] = []
+        self.question_shown = asyncio.Event()
+        self._clicks = list(clicks or [])
+
+    async def show_step(self, step: ToolStep) -> None:
+        self.steps.append(step)
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        self.asked.append(pending.request)
+        self.question_shown.set()
+        for approved, user in self._clicks:
+            self.counted.append(pending.answer(approved, user))
+        return True
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        self.decisions.append(decision)

@@ -7,11 +7,23 @@ shows: error statuses with the AI/ML error body, Retry-After, malformed chunks, 
     async with FakeModelServer() as server:
         settings = Settings(aiml_base_url=server.base_url, aiml_api_key="test-key")
         server.enqueue(Script(content="Hello!", reasoning="thinking"))
+
+Tool calls stream like the real service's: each call's id and name first, then its arguments in
+fragments, several calls told apart by `index`. A tool loop is scripted as one Script per model call:
+
+    server.enqueue(
+        tool_round(tool_call("current_time", {"timezone": "Asia/Tokyo"}), content="Let me check."),
+        Script(content="It is 9 am in Tokyo."),
+    )
+
+Arguments may be any string (invalid JSON included), a name need not be one that was offered, and
+`tool_round(..., finish_reason="length")` with cut arguments is a call cut by the token limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import deque
@@ -72,6 +84,23 @@ class Script:
     error_event_after: int | None = None  # send `data: {"error": ...}` after this many deltas
     usage_in_meta_only: bool = False  # the cost arrives in a chunk of its own, after the usage
     cost_in_header_only: bool = False  # non-streaming: no `meta`, only the x-aimlapi-usd-spent header
+
+
+_call_ids = itertools.count(1)
+
+
+def tool_call(
+    name: str, arguments: dict[str, Any] | str | None = None, call_id: str | None = None
+) -> dict[str, Any]:
+    """One scripted tool call; `arguments` as a dict is sent as JSON, a string exactly as it is."""
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+    return {"id": call_id or f"call_{next(_call_ids)}", "name": name, "arguments": raw}
+
+
+def tool_round(*calls: dict[str, Any], content: str = "", **fields: Any) -> Script:
+    """A model call that ends asking for `calls` (finish reason "tool_calls" unless given)."""
+    fields.setdefault("finish_reason", "tool_calls")
+    return Script(content=content, tool_calls=list(calls), **fields)
 
 
 @dataclass

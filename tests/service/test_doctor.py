@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from bots.doctor import GATEWAY_MESSAGE_CONTENT, Check, doctor, run_checks
 from core.config import Settings
 from core.store import open_store
+from tests.fakes.mcp_server import mcp_config
 from tests.fakes.model_server import API_KEY, FakeModelServer
 from tests.service.fake_platforms import DISCORD_TOKEN, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakePlatforms
 
@@ -54,7 +56,7 @@ def assert_no_secret(text: str) -> None:
 
 
 async def test_a_working_setup_passes_every_check(full_settings, model_server: FakeModelServer):
-    settings = full_settings()
+    settings = full_settings(mcp_config=mcp_config())
     # An existing database, as after a first start.
     await (await open_store(settings)).close()
 
@@ -63,11 +65,12 @@ async def test_a_working_setup_passes_every_check(full_settings, model_server: F
     assert code == 0, table
     rows = by_name(await run_checks(settings, live=True))
     expected = ["settings", "database", "model API", "model live call", "slack auth", "slack scopes"]
-    expected += ["slack connection", "discord auth", "discord intents"]
+    expected += ["slack connection", "discord auth", "discord intents", "mcp fake"]
     assert list(rows) == expected
     assert {name: row.status for name, row in rows.items()} == dict.fromkeys(expected, "ok")
     assert "schema version" in rows["database"].detail
     assert "seedbot" in rows["slack auth"].detail and "Acme" in rows["slack auth"].detail
+    assert rows["mcp fake"].detail == "ok (7 tools)"
     # The live call is a real (tiny) completion: a non-streamed request with a small max_tokens.
     live = [r for r in model_server.requests if r.path.endswith("/chat/completions")]
     assert live and all(r.body["max_tokens"] == 16 and not r.body.get("stream") for r in live)
@@ -224,6 +227,18 @@ async def test_no_platform_configured_skips_them_and_still_passes(make_settings)
     rows = by_name(await run_checks(make_settings()))
     assert code == 0, table
     assert rows["slack"].status == "skipped" and rows["discord"].status == "skipped"
+    assert rows["mcp"].status == "skipped"
+
+
+async def test_each_mcp_server_is_a_row_and_a_broken_one_only_warns(make_settings):
+    good = json.loads(mcp_config())["mcpServers"]["fake"]
+    config = json.dumps({"mcpServers": {"good": good, "gone": {"command": "/nope"}}})
+    rows = by_name(await run_checks(make_settings(mcp_config=config)))
+    assert (rows["mcp good"].status, rows["mcp good"].detail) == ("ok", "ok (7 tools)")
+    assert rows["mcp gone"].status == "warn"  # the bot runs without it: doctor does not fail
+    assert "command not found: /nope" in rows["mcp gone"].detail
+    broken = by_name(await run_checks(make_settings(mcp_config="{not json")))["mcp"]
+    assert broken.status == "fail" and "SEEDBOT_MCP_CONFIG" in broken.detail
 
 
 async def test_bad_settings_are_reported_by_variable_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

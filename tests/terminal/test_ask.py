@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.fakes.model_server import Script
+from tests.fakes.mcp_server import mcp_config
+from tests.fakes.model_server import Script, tool_call, tool_round
 from tests.process import REPO, SEEDBOT, seedbot_environment
 
 
@@ -123,3 +124,14 @@ async def test_video_re_encoding_shows_progress(model_server, tmp_path):
     assert "Preparing long.mp4… " in err
     parts = model_server.requests[0].body["messages"][-1]["content"]
     assert any(part["type"] == "video_url" for part in parts)
+
+
+async def test_ask_cannot_confirm_so_side_effects_are_declined(model_server, tmp_path):
+    model_server.enqueue(
+        tool_round(tool_call("fake__record_note", {"note": "x"})), Script(content="I could not note it.")
+    )
+    env = environment(model_server, tmp_path, SEEDBOT_MCP_CONFIG=mcp_config())
+    code, out, _ = await seedbot("ask", "note x", env=env)
+    assert code == 0 and "I could not note it." in out
+    [result] = [m for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert "cannot ask for confirmation" in result["content"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 
 from PIL import Image
 
-from tests.fakes.model_server import Script
+from tests.fakes.mcp_server import mcp_config
+from tests.fakes.model_server import Script, tool_call, tool_round
 from tests.process import REPO, SEEDBOT
 from tests.terminal.test_ask import environment
 
@@ -83,3 +85,36 @@ async def test_a_corrupt_database_is_one_clear_line_not_a_traceback(model_server
     code, _, err = await chat("hello\n", environment(model_server, tmp_path))
     assert code == 3
     assert "database" in err and "Traceback" not in err
+
+
+async def test_a_side_effect_tool_asks_and_the_next_line_answers(model_server, tmp_path):
+    env = environment(model_server, tmp_path, SEEDBOT_MCP_CONFIG=mcp_config())
+    note = tool_call("fake__record_note", {"note": "buy milk"})
+    model_server.enqueue(tool_round(note), Script(content="Noted."))
+    model_server.enqueue(
+        tool_round(tool_call("fake__record_note", {"note": "sell milk"})), Script(content="OK.")
+    )
+    code, out, _ = await chat("remember milk\ny\nforget that\nn\n/quit\n", env)
+
+    assert code == 0
+    assert 'Run fake__record_note with {"note": "buy milk"}? [y/N]' in out
+    assert f"Approved by {getpass.getuser()} at " in out and "Noted." in out
+    assert f"Declined by {getpass.getuser()} at " in out
+    approved = [m for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    declined = [m for m in model_server.requests[3].body["messages"] if m["role"] == "tool"]
+    assert approved[0]["content"] == "recorded note 1"
+    assert "The user declined" in declined[0]["content"]
+    # The answers went to the questions, not to the model as prompts.
+    assert [m["content"] for m in model_server.requests[2].body["messages"] if m["role"] == "user"] == [
+        "remember milk",
+        "forget that",
+    ]
+
+
+async def test_tools_lists_the_tools_and_the_mcp_servers(model_server, tmp_path):
+    code, out, _ = await chat(
+        "/tools\n", environment(model_server, tmp_path, SEEDBOT_MCP_CONFIG=mcp_config())
+    )
+    assert code == 0
+    assert "• fetch_url: on" in out and "• fake__record_note: on · asks before it runs" in out
+    assert "MCP servers: fake: ok (7 tools)" in out
