@@ -8,12 +8,13 @@ leaves within Slack's 3 seconds, and any work it started is already tracked when
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from bots.slack import commands, events
+from bots.slack import commands, events, questions
 from bots.slack.bot import SlackBot
 from core.config import Settings
 
@@ -74,6 +75,16 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     @app.command("/seed")
     async def seed(ack: Ack, command: dict[str, Any], respond: Any) -> None:
         await commands.on_command(bot, ack, command, respond)
+
+    @app.action(re.compile(f"^({questions.APPROVE}|{questions.DECLINE})$"))
+    async def confirm(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user, channel = str(body["user"]["id"]), str((body.get("channel") or {}).get("id") or "")
+        refusal = bot.questions.open.click(
+            str(action.get("value")), action["action_id"] == questions.APPROVE, user
+        )
+        if refusal is not None and channel:
+            bot.work.spawn(bot.tell(channel, user, refusal), "confirmation refusal")
 
     @app.shortcut(commands.SHORTCUT_ID)
     async def summarize(ack: Ack, shortcut: dict[str, Any], respond: Any) -> None:

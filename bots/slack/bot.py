@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bots.slack.api import error_code, web_client
 from bots.slack.conversation import PLATFORM, People, is_dm
 from bots.slack.files import SlackFiles
+from bots.slack.questions import SlackQuestions
 from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface
 from core.access import Allowlist, Place
 from core.admission import Admission, Work
@@ -66,6 +67,7 @@ class SlackBot:
         self.capabilities = Capabilities(native_streaming=settings.slack_stream_mode == "native")
         self.files = SlackFiles(settings, self.reads, service.downloads)
         self.people = People(self.reads)
+        self.questions = SlackQuestions(self.replies)
         allowlist = Allowlist.of(channels=settings.slack_allowed_channels, users=settings.slack_allowed_users)
         self.admission = Admission(service, usage_hint(SLACK), allowlist)
         self.work = Work("slack")
@@ -106,6 +108,7 @@ class SlackBot:
             thread_ts=thread_ts,
             team_id=self.identity.team_id,
             user_id=user,
+            questions=self.questions,
         )
 
     async def tell(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:

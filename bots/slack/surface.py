@@ -25,8 +25,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code, is_rate_limited, platform_errors, retry_after, surface_error
+from bots.slack.questions import SlackQuestions
 from core.reply.split import close_fence, split_message
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,10 @@ class SlackSurface:
         thread_ts: str | None,
         team_id: str,
         user_id: str,
+        questions: SlackQuestions,
     ):
         self._client = client
+        self._questions = questions
         self._capabilities = capabilities
         self._channel = channel
         self._thread_ts = thread_ts
@@ -177,6 +181,14 @@ class SlackSurface:
     async def _stop_streams(self) -> None:
         for ts in list(self._streams):
             await self._stop_stream(ts)
+
+    # --- confirmations (`core.tools.confirm`) ---------------------------------------------------------
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        return await self._questions.ask(self._channel, self._thread_ts, pending)
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        await self._questions.decided(request, decision)
 
 
 Respond = Callable[..., Awaitable[Any]]

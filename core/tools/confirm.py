@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -36,6 +37,8 @@ DECLINED = "The user declined; the tool was not run. Do not retry it unless they
 EXPIRED = "The user did not confirm in time; the tool was not run."
 CANNOT_ASK = "This platform cannot ask for confirmation, so this tool (which has side effects) was not run."
 NOT_SHOWN = "The confirmation question could not be shown, so the tool was not run."
+NOT_YOURS = "Only the person who asked can approve or decline this."
+ANSWERED = "This question is no longer open."
 
 
 def preview_arguments(raw: str) -> str:
@@ -80,12 +83,13 @@ class Decision:
         """What the model is told instead of a result when the call did not run."""
         return DECLINED if self.outcome == "declined" else EXPIRED
 
-    def summary(self) -> str:
-        """One line for the chat, e.g. "Declined by U1 at 14:03 UTC"."""
+    def summary(self, name: Callable[[str], str] = str) -> str:
+        """One line for the chat, e.g. "Declined by U1 at 14:03 UTC" (`name` shows the user the
+        platform's way, e.g. as a mention)."""
         when = self.at.astimezone(UTC).strftime("%H:%M UTC")
         if self.user_id is None:
             return {"expired": "Not confirmed in time", "cancelled": "Cancelled"}.get(self.outcome, "")
-        return f"{self.outcome.capitalize()} by {self.user_id} at {when}"
+        return f"{self.outcome.capitalize()} by {name(self.user_id)} at {when}"
 
 
 class PendingConfirmation:
@@ -130,3 +134,25 @@ class PendingConfirmation:
     def decision(self) -> Decision:
         """The decision once made (the adapter's view after `show_decision`)."""
         return self._decided.result()
+
+
+class OpenQuestions:
+    """The confirmations an adapter is showing, by request id, so that a click finds its request."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, PendingConfirmation] = {}
+
+    def add(self, pending: PendingConfirmation) -> None:
+        self._open[pending.request.request_id] = pending
+
+    def close(self, request_id: str) -> None:
+        self._open.pop(request_id, None)
+
+    def click(self, request_id: str, approved: bool, user_id: str) -> str | None:
+        """Pass a click on: None when it decided the request, else what to tell the clicker privately."""
+        pending = self._open.get(request_id)
+        if pending is None or pending.decided:
+            return ANSWERED
+        if user_id != pending.request.user_id:
+            return NOT_YOURS
+        return None if pending.answer(approved, user_id) else ANSWERED

@@ -491,6 +491,34 @@ class FakeSlack:
         }
         return await self._deliver("interactive", payload, user=user, channel=channel)
 
+    async def click(self, user: str, channel: str, message_ts: str, action_id: str, value: str) -> Delivery:
+        """`user` presses a Block Kit button of a message: a `block_actions` interactive payload."""
+        message = self.message(channel, message_ts)
+        assert message is not None
+        payload = {
+            "type": "block_actions",
+            "token": "verification-token",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "user": {"id": user, "name": self.users[user]["name"], "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": self.channels[channel].name},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "message": message.wire(),
+            "trigger_id": f"trigger-{self._ts()}",
+            "response_url": f"{self.origin}/respond/{self._response_url_key(channel, user)}",
+            "api_app_id": APP_ID,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "value": value,
+                    "action_ts": self._ts(),
+                }
+            ],
+            "is_enterprise_install": False,
+        }
+        return await self._deliver("interactive", payload, user=user, channel=channel)
+
     async def send_event(self, event: dict[str, Any], *, event_id: str | None = None) -> Delivery:
         """Wrap an event in its `event_callback` envelope and deliver it (retrying if unacked)."""
         return await self._deliver("events_api", self.event_callback(event, event_id=event_id))

@@ -1,0 +1,68 @@
+"""Tools on Slack: a tool with side effects waits for the asker's Block Kit click, through the real
+slack-bolt against the fake Slack, with the real MCP server of tests/fakes."""
+
+from __future__ import annotations
+
+from tests.fakes.mcp_server import mcp_config
+from tests.fakes.model_server import FakeModelServer, Script, tool_call, tool_round
+from tests.fakes.slack import FakeSlack
+from tests.slack.conftest import StartBot, World
+
+APPROVE, DECLINE = "seed_confirm_approve", "seed_confirm_decline"
+
+
+def question(slack: FakeSlack, channel: str) -> tuple[str, str]:
+    """(ts, request id) of the confirmation question the bot posted."""
+    for call in slack.calls_to("chat.postMessage"):
+        for block in call.args.get("blocks") or []:
+            if block.get("type") == "actions":
+                posted = [m for m in slack.channels[channel].messages if m.ts and m.bot_id]
+                [message] = [m for m in posted if m.text == call.args["text"] or "Run fake__" in m.text]
+                return message.ts, block["elements"][0]["value"]
+    raise AssertionError("no confirmation question was posted")
+
+
+async def ask_for_a_note(world: World, model_server: FakeModelServer) -> str:
+    model_server.enqueue(
+        tool_round(tool_call("fake__record_note", {"note": "buy milk"})), Script(content="Noted.")
+    )
+    return await world.slack.post(world.alice, world.general, world.mention("note: buy milk"))
+
+
+async def test_the_asker_approves_and_the_tool_runs(start_bot: StartBot, world: World, model_server):
+    bot = await start_bot(mcp_config=mcp_config(), tool_confirm_timeout_s=20)
+    prompt = await ask_for_a_note(world, model_server)
+    ts, request_id = await world.slack.wait_for(lambda: _question_or_none(world.slack, world.general), 20)
+    await world.slack.click(world.bob, world.general, ts, APPROVE, request_id)  # not the asker
+    await world.slack.wait_for(lambda: world.slack.ephemerals_for(world.bob), 10)
+    assert [n.text for n in world.slack.ephemerals_for(world.bob)] == [
+        "Only the person who asked can approve or decline this."
+    ]
+    await world.slack.click(world.alice, world.general, ts, APPROVE, request_id)
+    await bot.idle()
+    edited = world.slack.message(world.general, ts)
+    assert edited is not None and f"Approved by <@{world.alice}>" in edited.text and "UTC" in edited.text
+    tool_result = [m for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert tool_result[0]["content"] == "recorded note 1"
+    answer = world.slack.bot_messages(world.general, thread_ts=prompt)[-1].text
+    assert "Noted." in answer and "1 tool call" in answer
+
+
+async def test_no_click_in_time_declines_and_the_model_is_told(
+    start_bot: StartBot, world: World, model_server
+):
+    bot = await start_bot(mcp_config=mcp_config(), tool_confirm_timeout_s=0.5)
+    await ask_for_a_note(world, model_server)
+    await bot.idle()
+    ts, _ = question(world.slack, world.general)
+    edited = world.slack.message(world.general, ts)
+    assert edited is not None and "Not confirmed in time" in edited.text
+    tool_result = [m for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert "did not confirm in time" in tool_result[0]["content"]
+
+
+def _question_or_none(slack: FakeSlack, channel: str) -> tuple[str, str] | None:
+    try:
+        return question(slack, channel)
+    except AssertionError:
+        return None
