@@ -83,6 +83,7 @@ class SeedClient(discord.Client):
         await self.seed.service.repair_interrupted(PLATFORM, DISCORD_LIMITS, self._show_interrupted)
 
     async def discover_gateway(self) -> None:
+        """Find the gateway before connecting (the sharded client also settles its shards here)."""
         await self.endpoint_override.discover_gateway(self.http)
 
     async def _sync_commands(self) -> None:

@@ -5,7 +5,9 @@ against it. State lives in plain wire-format dicts (guilds, channels, messages, 
 tests can read exactly what Discord would show. Limits are enforced as Discord does: 2,000-char
 content, embed limits, per-channel message buckets answered with 429 + `retry_after` (JSON body
 and headers, with `Via` so discord.py treats it as a real rate limit, not a Cloudflare ban),
-the 3-second interaction deadline and expiring interaction webhook tokens.
+the 3-second interaction deadline and expiring interaction webhook tokens. The gateway shards as
+Discord does (see discord_gateway.py): `add_guild(..., shard=(id, count))` makes a server of that
+shard and `recommended_shards` is what `GET /gateway/bot` recommends.
 
     async with FakeDiscord() as discord_api:
         guild = discord_api.add_guild("Test")
