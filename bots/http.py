@@ -24,6 +24,8 @@ log = logging.getLogger("seedbot.http")
 
 Readiness = Callable[[], Awaitable[Mapping[str, bool]]]
 Probe = Callable[[], Awaitable[bool]]
+# More about one check, e.g. Discord's shards; None: nothing to add (the key is left out).
+Detail = Callable[[], Mapping[str, bool] | None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_PROBE_TIMEOUT_S = 3.0
@@ -76,6 +78,7 @@ class HttpServer:
         self._requested_port = port
         self._readiness_timeout_s = readiness_timeout_s
         self._draining = False
+        self._details: dict[str, Detail] = {}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self.app = web.Application()
@@ -88,6 +91,10 @@ class HttpServer:
         if self._runner is not None:
             raise RuntimeError("routes must be added before the HTTP server starts")
         self.app.router.add_route(method, path, handler)
+
+    def add_readiness_detail(self, key: str, detail: Detail) -> None:
+        """/readyz also shows `key: detail()` next to its checks (the checks alone decide readiness)."""
+        self._details[key] = detail
 
     @property
     def port(self) -> int:
@@ -146,7 +153,11 @@ class HttpServer:
             return web.json_response(body, status=503)
         # Nothing checked means nothing is known to work: not ready.
         ready = bool(checks) and all(checks.values())
-        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, "checks": checks}
+        for key, detail in self._details.items():
+            if (shown := detail()) is not None:
+                body[key] = dict(shown)
+        return web.json_response(body, status=200 if ready else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         response = web.Response(body=self._metrics.render())

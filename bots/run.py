@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from bots.http import HttpServer, readiness_from_probes, store_probe
 from bots.logs import configure_logging
@@ -35,6 +35,13 @@ class Runner(Protocol):
     async def wait_closed(self) -> None: ...
 
     async def stop(self, grace_s: float | None = None) -> None: ...
+
+
+@runtime_checkable
+class ReportsShards(Protocol):
+    """A runner whose connection is split in shards (Discord with DISCORD_SHARD_COUNT)."""
+
+    def shard_readiness(self) -> dict[str, bool] | None: ...
 
 
 def wanted_platforms(settings: Settings, asked: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -100,6 +107,8 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
         if http is not None:
             for name, runner in runners.items():
                 probes[name] = _ready_probe(runner)
+                if isinstance(runner, ReportsShards):  # /readyz shows each shard, e.g. "discord_shards"
+                    http.add_readiness_detail(f"{name}_shards", runner.shard_readiness)
             await http.start()
         await service.join_instances(coordinated=settings.redis_url is not None)
         for name, runner in runners.items():

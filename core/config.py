@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.llm.types import Effort
@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     discord_allowed_roles: CommaList = _env("DISCORD_ALLOWED_ROLES", ())
     discord_guild_ids: CommaList = _env("DISCORD_GUILD_IDS", ())
     discord_thread_per_conversation: bool = _env("DISCORD_THREAD_PER_CONVERSATION", False)
+    # Unset: one unsharded gateway connection. A number, or "auto" (Discord's recommendation).
+    discord_shard_count: int | Literal["auto"] | None = _env("DISCORD_SHARD_COUNT", None)
+    # The shards this process runs (empty: every shard of the count).
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = _env("DISCORD_SHARD_IDS", ())
 
     # --- service ---
     admins: CommaList = _env("SEEDBOT_ADMINS", ())
@@ -146,6 +150,44 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("discord_shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "auto":
+                return value
+            if not value.isdigit():
+                raise ValueError("must be a number of shards (1 or more) or auto")
+            value = int(value)
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be a number of shards (1 or more) or auto")
+        return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_id_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError("must be comma-separated shard numbers, e.g. 0,1")
+        return tuple(int(part) for part in parts)
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids_in_count(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if not value:
+            return value
+        if len(set(value)) != len(value):
+            raise ValueError("lists a shard twice")
+        count = info.data.get("discord_shard_count")
+        if count is None and "discord_shard_count" in info.data:
+            raise ValueError("needs DISCORD_SHARD_COUNT (a number, or auto)")
+        if isinstance(count, int) and max(value) >= count:
+            raise ValueError(f"shard ids go from 0 to {count - 1} with DISCORD_SHARD_COUNT={count}")
         return value
 
     @field_validator("admin_token")

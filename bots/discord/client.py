@@ -75,12 +75,16 @@ class SeedClient(discord.Client):
 
     async def setup_hook(self) -> None:
         """Runs after login, before the gateway connects: the REST API is usable, no events yet."""
-        await self.endpoint_override.discover_gateway(self.http)
+        await self.discover_gateway()
         assert self.application_id is not None
         threads = self.settings.discord_thread_per_conversation
         log.info("Invite Seed to a server: %s", endpoints.invite_url(self.application_id, threads=threads))
         await self._sync_commands()
         await self.seed.service.repair_interrupted(PLATFORM, DISCORD_LIMITS, self._show_interrupted)
+
+    async def discover_gateway(self) -> None:
+        """Find the gateway before connecting (the sharded client also settles its shards here)."""
+        await self.endpoint_override.discover_gateway(self.http)
 
     async def _sync_commands(self) -> None:
         try:

@@ -77,19 +77,23 @@ class EndpointOverride:
         if self.gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
 
-    async def discover_gateway(self, http: HTTPClient) -> None:
+    async def discover_gateway(self, http: HTTPClient, *, need_shard_count: bool = False) -> int | None:
         """Without DISCORD_GATEWAY_URL, ask the REST base where its gateway is (`GET /gateway/bot`),
-        so an API proxy or test server that serves its own gateway is followed."""
-        if self.gateway_url:
-            return
+        so an API proxy or test server that serves its own gateway is followed. The same answer holds
+        Discord's recommended shard count: returned when `need_shard_count` (asked even with
+        DISCORD_GATEWAY_URL), else None; None too when the call failed."""
+        if self.gateway_url and not need_shard_count:
+            return None
         try:
-            _shards, url, limits = await http.get_bot_gateway()
+            shards, url, limits = await http.get_bot_gateway()
         except discord.GatewayNotFound:
             log.warning("GET /gateway/bot failed; connecting to %s", DiscordWebSocket.DEFAULT_GATEWAY)
-            return
-        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            return None
+        if not self.gateway_url:
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         if limits.get("remaining", 1) < 10:
             log.warning("only %s Discord session starts left today", limits.get("remaining"))
+        return shards if need_shard_count else None
 
     def restore(self) -> None:
         Route.BASE = self._old_base

@@ -21,6 +21,7 @@ import yarl
 
 from bots.discord.client import SeedClient
 from bots.discord.endpoints import EndpointOverride, intents_fix
+from bots.discord.shards import ShardedSeedClient, ShardError
 from core.config import Settings
 
 if TYPE_CHECKING:
@@ -48,9 +49,11 @@ def build_discord_client(
     settings: Settings, service: ChatService, *, guild_ready_timeout: float = 2.0
 ) -> SeedClient:
     """A discord.py client for seedbot; `login()` points discord.py at DISCORD_API_BASE and
-    DISCORD_GATEWAY_URL (process-wide, see endpoints.py) and `close()` puts the defaults back."""
+    DISCORD_GATEWAY_URL (process-wide, see endpoints.py) and `close()` puts the defaults back.
+    With DISCORD_SHARD_COUNT set it runs the shards configured (see shards.py)."""
     override = EndpointOverride(settings.discord_api_base, settings.discord_gateway_url)
-    return SeedClient(settings, service, endpoint_override=override, guild_ready_timeout=guild_ready_timeout)
+    kind = SeedClient if settings.discord_shard_count is None else ShardedSeedClient
+    return kind(settings, service, endpoint_override=override, guild_ready_timeout=guild_ready_timeout)
 
 
 class DiscordRunner:
@@ -69,13 +72,23 @@ class DiscordRunner:
         self._gateway: asyncio.Task[None] | None = None
 
     def ready(self) -> bool:
-        """Connected to the gateway (for /readyz)."""
-        return self.client.is_ready() and not self.client.is_closed()
+        """Connected to the gateway, on every shard of this process when sharded (for /readyz)."""
+        shards = self.shard_readiness() or {}
+        return self.client.is_ready() and not self.client.is_closed() and all(shards.values())
+
+    def shard_readiness(self) -> dict[str, bool] | None:
+        """Shard id -> connected, for each shard this process runs; None when not sharded."""
+        if not isinstance(self.client, ShardedSeedClient):
+            return None
+        return {str(shard_id): up for shard_id, up in self.client.shard_readiness().items()}
 
     async def start(self, *, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         assert self.settings.discord_bot_token is not None
         try:
             await self.client.login(self.settings.discord_bot_token.get_secret_value())
+        except ShardError as error:
+            await self._abort()
+            raise DiscordStartupError(str(error)) from None
         except discord.LoginFailure:
             await self._abort()
             raise DiscordStartupError(

@@ -5,7 +5,9 @@ against it. State lives in plain wire-format dicts (guilds, channels, messages, 
 tests can read exactly what Discord would show. Limits are enforced as Discord does: 2,000-char
 content, embed limits, per-channel message buckets answered with 429 + `retry_after` (JSON body
 and headers, with `Via` so discord.py treats it as a real rate limit, not a Cloudflare ban),
-the 3-second interaction deadline and expiring interaction webhook tokens.
+the 3-second interaction deadline and expiring interaction webhook tokens. The gateway shards as
+Discord does (see discord_gateway.py): `add_guild(..., shard=(id, count))` makes a server of that
+shard and `recommended_shards` is what `GET /gateway/bot` recommends.
 
     async with FakeDiscord() as discord_api:
         guild = discord_api.add_guild("Test")
@@ -30,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.discord_gateway import Gateway
+from tests.fakes.discord_gateway import Gateway, shard_of
 from tests.fakes.loopback import serve_on_loopback
 
 BOT_TOKEN = "fake-bot-token"
@@ -164,6 +166,7 @@ class FakeDiscord:
         message_rate: tuple[int, float] = (5, 5.0),
         interaction_deadline_s: float = INTERACTION_DEADLINE_S,
         webhook_token_ttl_s: float = WEBHOOK_TOKEN_TTL_S,
+        recommended_shards: int = 1,
     ):
         self.token = token
         # The token the gateway accepts, where it differs from REST's (one reset in between).
@@ -172,6 +175,7 @@ class FakeDiscord:
         self.message_rate = message_rate
         self.interaction_deadline_s = interaction_deadline_s
         self.webhook_token_ttl_s = webhook_token_ttl_s
+        self.recommended_shards = recommended_shards  # what GET /gateway/bot answers in `shards`
         self._ids = itertools.count(1_200_000_000_000_000_000)
         self.users: dict[int, dict[str, Any]] = {}
         self.guilds: dict[int, dict[str, Any]] = {}
@@ -254,6 +258,13 @@ class FakeDiscord:
     def next_id(self) -> int:
         return next(self._ids)
 
+    def _id_on_shard(self, shard_id: int, shard_count: int) -> int:
+        # A snowflake's shard comes from its timestamp bits (>> 22): step the timestamp to reach it.
+        candidate = self.next_id()
+        candidate += ((shard_id - shard_of(candidate, shard_count)) % shard_count) << 22
+        self._ids = itertools.count(candidate + 1)  # later ids stay above it, so ids stay unique
+        return candidate
+
     def changed(self) -> None:
         self._changed.set()
 
@@ -271,8 +282,11 @@ class FakeDiscord:
         self.users[user_id] = user
         return user
 
-    def add_guild(self, name: str, *, owner: dict[str, Any] | None = None) -> dict[str, Any]:
-        guild_id = self.next_id()
+    def add_guild(
+        self, name: str, *, owner: dict[str, Any] | None = None, shard: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
+        """A server; `shard=(id, count)` picks an id whose events Discord sends to that shard."""
+        guild_id = self.next_id() if shard is None else self._id_on_shard(*shard)
         guild = {
             "id": str(guild_id),
             "name": name,
@@ -842,7 +856,9 @@ class FakeDiscord:
 
     async def _gateway_bot(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return _json(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        )
 
     async def _get_commands(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("guild")

@@ -4,10 +4,16 @@ HELLO -> IDENTIFY -> READY + GUILD_CREATE, heartbeats answered with ACKs, RESUME
 the client missed (then RESUMED), dispatches filtered by the intents the client asked for, the
 message-content intent applied to payloads, close 4014 when a privileged intent is refused, and
 `drop()` to cut the connection mid-stream like a network failure.
+
+Sharding as Discord does it: IDENTIFY's `shard: [id, count]` (absent: [0, 1]) picks the session's
+guilds, those with `(guild_id >> 22) % count == id`; READY and GUILD_CREATE list only them, each
+guild's events go to the session of its shard and events without a guild (DMs) to shard 0. Discord's
+refusal of a wrong shard count for a large bot (close 4011) is not modelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,17 +36,31 @@ DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTB
 GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 12, 1 << 15
 PRIVILEGED = (1 << 1) | (1 << 8) | MESSAGE_CONTENT  # members, presences, message content
 LOG_LIMIT = 1000
+HOLD_LIMIT_S = 10.0  # a held IDENTIFY is answered after this long even if the test never releases it
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to."""
+    return (guild_id >> 22) % shard_count
 
 
 @dataclass
 class Session:
     id: str
     intents: int
+    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY
     sequence: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)  # sent dispatch frames, for RESUME
     socket: web.WebSocketResponse | None = None
     request: web.Request | None = None
     redeliver: tuple[str, ...] = ()  # event types the next RESUME re-sends although the client saw them
+    ready: bool = False  # READY and this shard's GUILD_CREATEs were sent
+
+    def routes(self, data: dict[str, Any]) -> bool:
+        """Whether this session's shard receives an event with payload `data`."""
+        shard_id, shard_count = self.shard
+        guild_id = data.get("guild_id")
+        return shard_of(int(guild_id), shard_count) == shard_id if guild_id else shard_id == 0
 
 
 class Gateway:
@@ -49,7 +69,9 @@ class Gateway:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.refuse_privileged = refuse_privileged
         self.sessions: dict[str, Session] = {}
-        self.current: Session | None = None
+        self.live: dict[int, Session] = {}  # shard id -> the session last identified or resumed on it
+        self.current: Session | None = None  # the session of the last IDENTIFY or RESUME
+        self.held: dict[int, asyncio.Event] = {}  # shard id -> set() to answer its IDENTIFY
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
@@ -103,25 +125,38 @@ class Gateway:
         if self.refuse_privileged and intents & PRIVILEGED:
             await self._close(socket, 4014, "Disallowed intent(s).")
             return None
-        session = Session(id=f"session-{self.identifies}", intents=intents, socket=socket, request=request)
+        shard_id, shard_count = data.get("shard") or (0, 1)
+        if shard_id in self.held:
+            try:
+                await asyncio.wait_for(self.held.pop(shard_id).wait(), HOLD_LIMIT_S)
+            except TimeoutError:
+                pass  # a test that never releases still ends
+        session = Session(
+            id=f"session-{self.identifies}",
+            intents=intents,
+            shard=(shard_id, shard_count),
+            socket=socket,
+            request=request,
+        )
         self.sessions[session.id] = session
-        self.current = session
+        self.live[shard_id] = self.current = session
+        guilds = [guild_id for guild_id in self.api.guilds if shard_of(guild_id, shard_count) == shard_id]
         ready = {
             "v": 10,
             "user": self.api.bot,
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.api.guilds],
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guilds],
             "session_id": session.id,
             "resume_gateway_url": self.api.gateway_url,
-            "shard": [0, 1],
+            "shard": [shard_id, shard_count],
             "application": {"id": str(self.api.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
         await self._send(session, "READY", ready)
         if intents & GUILDS:
-            for guild_id in self.api.guilds:
+            for guild_id in guilds:
                 await self._send(session, "GUILD_CREATE", self.api.guild_payload(guild_id))
-        self.ready_sent = True
+        self.ready_sent = session.ready = True
         return session
 
     async def _resume(
@@ -133,7 +168,7 @@ class Gateway:
             await socket.send_json({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
             return None
         session.socket, session.request = socket, request
-        self.current = session
+        self.live[session.shard[0]] = self.current = session
         seen = int(data.get("seq") or 0)
         missed = [frame for frame in session.log if frame["s"] > seen]
         again = [frame for frame in session.log if frame["s"] <= seen and frame["t"] in session.redeliver]
@@ -143,12 +178,20 @@ class Gateway:
         await self._send(session, "RESUMED", {})
         return session
 
+    def connected_shards(self) -> set[int]:
+        """The shards whose session got READY and is connected now."""
+        return {shard_id for shard_id, s in self.live.items() if s.ready and s.socket is not None}
+
+    def hold(self, shard_id: int) -> asyncio.Event:
+        """Leave the next IDENTIFY of `shard_id` unanswered until the returned event is set."""
+        self.held[shard_id] = asyncio.Event()
+        return self.held[shard_id]
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Deliver an event to the connected bot (kept for RESUME if the connection is down)."""
-        session = self.current
-        if session is None or not self._wanted(session.intents, event, data):
-            return
-        await self._send(session, event, self._visible(session.intents, event, data))
+        """Deliver an event to the session of its shard (kept for RESUME if the connection is down)."""
+        for session in list(self.live.values()):
+            if session.routes(data) and self._wanted(session.intents, event, data):
+                await self._send(session, event, self._visible(session.intents, event, data))
 
     async def drop(self, *, redeliver: tuple[str, ...] = ()) -> None:
         """Cut the connection without a close frame; the next RESUME also re-sends the events of the
