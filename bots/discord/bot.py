@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bots.discord.access import discord_allowlist
+from bots.discord.questions import DiscordQuestions
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
 from core.config import Settings
@@ -36,3 +37,4 @@ class DiscordBot:
         self.admission = Admission(service, usage_hint(DISCORD), discord_allowlist(settings))
         self.work = Work("discord")
         self.downloads = service.downloads
+        self.questions = DiscordQuestions()

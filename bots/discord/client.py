@@ -248,4 +248,7 @@ class _DiscordMessage:
             attachments=attachments,
             history=history,
         )
-        return turn, DiscordSurface(channel, reply_to=reply_to, asker=author)
+        surface = DiscordSurface(
+            channel, reply_to=reply_to, asker=author, questions=self.client.seed.questions
+        )
+        return turn, surface

@@ -132,7 +132,7 @@ async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
         channel = interaction.client.get_partial_messageable(
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
-    surface = InteractionSurface(interaction, fallback_channel=channel)
+    surface = InteractionSurface(interaction, fallback_channel=channel, questions=_bot(interaction).questions)
     await _bot(interaction).service.answer(turn, surface)
 
 

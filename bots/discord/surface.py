@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import discord
 
+from bots.discord.questions import DiscordQuestions
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,10 @@ class DiscordSurface:
         *,
         reply_to: discord.Message | None,
         asker: discord.abc.Snowflake | None,
+        questions: DiscordQuestions | None = None,
     ):
         self._channel = channel
+        self._questions = questions
         self._previous = reply_to.to_reference(fail_if_not_exists=False) if reply_to is not None else None
         # Only the reply to the asker's own message pings them; continuations reply to the bot itself.
         # Edits repeat what the post allowed, so an edit never adds a ping.
@@ -134,6 +138,13 @@ class DiscordSurface:
                 await self._typing
             self._typing = None
 
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        return self._questions is not None and await self._questions.ask(self._channel, pending)
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        if self._questions is not None:
+            await self._questions.decided(request, decision)
+
     async def _keep_typing(self) -> None:
         for _ in range(TYPING_MAX_ROUNDS):
             try:
@@ -154,9 +165,16 @@ class InteractionSurface:
 
     limits = DISCORD_LIMITS
 
-    def __init__(self, interaction: discord.Interaction, *, fallback_channel: discord.abc.Messageable):
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        *,
+        fallback_channel: discord.abc.Messageable,
+        questions: DiscordQuestions | None = None,
+    ):
         self._interaction = interaction
         self._fallback_channel = fallback_channel
+        self._questions = questions
         # The interaction response pings nobody: the asker already sees it as the answer to their command.
         self._mentions = allowed_mentions(interaction.user, replied_user=False)
         self._original: int | None = None
@@ -205,6 +223,14 @@ class InteractionSurface:
     async def close(self) -> None:
         if self._fallback is not None:
             await self._fallback.close()
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        # Asked in the channel: a webhook message's buttons would die with the interaction's token.
+        return self._questions is not None and await self._questions.ask(self._fallback_channel, pending)
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        if self._questions is not None:
+            await self._questions.decided(request, decision)
 
     def _edit_original(self, text: str) -> Awaitable[discord.Message]:
         return self._interaction.edit_original_response(content=text, allowed_mentions=self._mentions)

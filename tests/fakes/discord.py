@@ -473,7 +473,6 @@ class FakeDiscord:
     ) -> Interaction:
         """A user runs a slash command (or, with `target_message`, the message context menu)."""
         interaction_id = self.next_id()
-        token = f"itoken-{interaction_id}"
         guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
         command = self._registered_command(name, guild_id)
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": command.get("type", 1)}
@@ -489,10 +488,37 @@ class FakeDiscord:
             data["resolved"] = resolved
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
+        return await self._interact(channel, user, 2, data, interaction_id)
+
+    async def press(self, message: dict[str, Any], user: dict[str, Any], custom_id: str) -> Interaction:
+        """`user` presses the button `custom_id` of a bot message: a MESSAGE_COMPONENT interaction."""
+        channel = self.channels[int(message["channel_id"])]
+        interaction_id = self.next_id()
+        return await self._interact(
+            channel,
+            user,
+            3,
+            {"custom_id": custom_id, "component_type": 2},
+            interaction_id,
+            message=self.message_event(message),
+        )
+
+    async def _interact(
+        self,
+        channel: dict[str, Any],
+        user: dict[str, Any],
+        kind: int,
+        data: dict[str, Any],
+        interaction_id: int,
+        **extra: Any,
+    ) -> Interaction:
+        """Dispatch one INTERACTION_CREATE of `kind` (2: a command, 3: a component) from `user`."""
+        token = f"itoken-{interaction_id}"
+        guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(APPLICATION_ID),
-            "type": 2,
+            "type": kind,
             "data": data,
             "channel_id": channel["id"],
             "channel": self._channel_payload(channel),
@@ -504,6 +530,7 @@ class FakeDiscord:
             "entitlements": [],
             "authorizing_integration_owners": {},
             "context": 0 if guild_id is not None else 2,
+            **extra,
         }
         if guild_id is not None:
             guild = self.guilds[guild_id]
@@ -926,6 +953,7 @@ class FakeDiscord:
                 "allowed_mentions", {"parse": ["users", "roles", "everyone"], "replied_user": True}
             ),
         )
+        message["components"] = body.get("components") or []
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(message))
         return self._ok(request, self.message_event(message))
 
@@ -941,6 +969,8 @@ class FakeDiscord:
             message["content"] = body["content"] or ""
         if "embeds" in body:
             message["embeds"] = body["embeds"] or []
+        if "components" in body:
+            message["components"] = body["components"] or []
         message["flags"] = message.get("flags", 0) & ~LOADING
         message["edited_timestamp"] = now_iso()
         message.setdefault("_edits", 0)
@@ -1002,8 +1032,11 @@ class FakeDiscord:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
         body = request[BODY]
         kind, data = body["type"], body.get("data") or {}
+        if kind == 6:  # a component's "deferred update": acknowledged, nothing posted
+            interaction.acknowledged, interaction.response_type = True, kind
+            return web.Response(status=204)
         if kind not in (4, 5):
-            raise _form_error("type", "Value must be one of {4, 5}.")
+            raise _form_error("type", "Value must be one of {4, 5, 6}.")
         if kind == 4:
             self._validate_message(data, partial=False)
         interaction.acknowledged, interaction.response_type = True, kind
