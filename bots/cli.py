@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("prompt")
     ask.add_argument("--image", action="append", default=[], metavar="PATH|URL", help="repeatable")
     ask.add_argument("--video", action="append", default=[], metavar="PATH|URL", help="repeatable")
+    ask.add_argument("--file", action="append", default=[], metavar="PATH", help="any document; repeatable")
     ask.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: SEEDBOT_DEFAULT_EFFORT)")
     ask.add_argument("--json", action="store_true", help="print one JSON result instead of streaming text")
 
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.prompt,
                 images=args.image,
                 videos=args.video,
+                files=args.file,
                 effort=args.effort,
                 as_json=args.json,
             )

@@ -13,9 +13,9 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
-from bots.terminal.files import LocalFile
+from bots.terminal.files import LocalFile, PipedInput
 from bots.terminal.surface import DIM, RESET, TerminalSurface
 from core.answer import AnswerOutcome
 from core.config import Settings
@@ -49,11 +49,15 @@ async def ask(
     *,
     images: Sequence[str] = (),
     videos: Sequence[str] = (),
+    files: Sequence[str] = (),
     effort: Effort | None = None,
     as_json: bool = False,
+    stdin: BinaryIO | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
+    """One question. Standard input, when it is not a terminal (`git diff | seedbot ask "review
+    this"`), comes along as one more file, sniffed by its bytes like any other."""
     if settings.aiml_api_key is None:
         print(errors.MissingAPIKey().describe(), file=err)
         return EXIT_CONFIG
@@ -64,13 +68,19 @@ async def ask(
         return EXIT_CONFIG
     user = getpass.getuser()
     effort = effort or settings.default_effort
+    piped = await PipedInput.read_from(
+        sys.stdin.buffer if stdin is None else stdin, service.media.max_file_bytes
+    )
     turn = Turn(
         # Each question is a conversation of its own; its cost is the person's, as in `seedbot chat`.
         key=ConversationKey("terminal", "local", user, f"ask-{uuid.uuid4().hex}"),
         user_id=user,
         user_name=user,
         text=prompt,
-        attachments=[LocalFile(Path(path)) for path in [*images, *videos] if not _is_url(path)],
+        attachments=[
+            *(LocalFile(Path(path)) for path in [*images, *videos, *files] if not _is_url(path)),
+            *([piped] if piped is not None else []),
+        ],
         linked=linked_parts(images, videos),
         effort=effort,
     )

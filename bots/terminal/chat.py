@@ -8,14 +8,13 @@ commands (`/effort high`, `/cost 7d`, `/tools`, `/forget`, `/help`) mean what th
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
-import threading
 from pathlib import Path
 from typing import TextIO
 
 from bots.terminal.files import LocalFile
+from bots.terminal.lines import Lines, input_lines
 from bots.terminal.surface import ConfirmingSurface
 from core.commands import (
     BadArguments,
@@ -39,6 +38,7 @@ PLATFORM = "terminal"
 OFFERED = frozenset({"effort", "cost", "tools", "forget", "help"})
 EXTRAS = (
     CommandSpec("image", "PATH", "attach an image to your next message (repeatable)"),
+    CommandSpec("file", "PATH", "attach any document (PDF, text, code) to your next message"),
     CommandSpec("video", "PATH", "attach a video to your next message"),
     CommandSpec("quit", "", "leave (Ctrl-D works too)"),
 )
@@ -59,7 +59,7 @@ class TerminalChat:
     def __init__(
         self,
         service: ChatService,
-        lines: asyncio.Queue[str | None],
+        lines: Lines,
         *,
         user: str | None = None,
         out: TextIO = sys.stdout,
@@ -102,7 +102,7 @@ class TerminalChat:
         argument = argument.strip()
         if name in ("quit", "exit"):
             return False
-        if name in ("image", "video"):
+        if name in ("image", "video", "file"):
             if not argument:
                 self.say(f"usage: /{name} PATH")
                 return True
@@ -124,35 +124,18 @@ class TerminalChat:
         return True
 
 
-async def read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
-    """Feed stdin lines into a queue from a thread, so the event loop never blocks on input."""
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    def pump() -> None:
-        for line in stream:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    # A daemon thread: a blocked read of stdin must not keep the process alive after /quit.
-    threading.Thread(target=pump, name="stdin", daemon=True).start()
-    return queue
-
-
 async def chat(settings: Settings, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     try:
         service = await ChatService.open(settings)
     except StoreError as error:
         print(f"database: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    lines = await read_lines(stdin)
+    lines = input_lines(stdin)
     session = TerminalChat(service, lines, out=out)
     print(f"seedbot chat · {settings.model} · /help for commands, /quit to leave", file=out, flush=True)
     try:
         while True:
-            if stdin.isatty():
-                print("you> ", end="", file=out, flush=True)
-            line = await lines.get()
+            line = await lines.read("you> ")
             if line is None or not await session.handle(line):
                 break
     finally:

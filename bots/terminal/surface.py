@@ -6,6 +6,11 @@ import asyncio
 import contextlib
 from typing import TextIO
 
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+
+from bots.terminal.lines import Lines
 from core.reply.surface import MessageRef, PlatformLimits
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -24,9 +29,11 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 class TerminalSurface:
     """Prints a reply as it grows: each edit writes only what is new since the last one.
 
+    On a terminal the answer's Markdown is rendered as it grows (rich: headings, lists, code blocks
+    with highlighting), redrawn in place; in a pipe or a file it is plain text with no escape codes.
     Statuses (thinking, file preparation) go to `status_out`: on a terminal one line rewritten in
-    place, in a pipe each new kind once. Without a terminal nothing is styled: no escape codes.
-    `quiet` prints no reply at all (`seedbot ask --json` prints one result instead).
+    place, in a pipe each new kind once. `quiet` prints no reply at all (`seedbot ask --json` prints
+    one result instead).
     """
 
     limits = TERMINAL_LIMITS
@@ -41,6 +48,7 @@ class TerminalSurface:
         self._status_line = False  # a status is on screen, waiting to be replaced
         self._said: set[str] = set()
         self._reasoning = False  # reasoning is being printed, the answer has not started
+        self._live: Live | None = None  # the rendered answer, on a terminal
 
     async def post(self, text: str) -> MessageRef:
         ref = MessageRef(id=str(len(self._shown) + 1), channel="terminal")
@@ -53,6 +61,10 @@ class TerminalSurface:
             return
         self._clear_status()
         self._end_reasoning()
+        if self._styled:
+            self._shown[ref.id] = text
+            self._render()
+            return
         shown = self._shown.get(ref.id, "")
         if text.startswith(shown):
             self._out.write(text[len(shown) :])
@@ -72,9 +84,16 @@ class TerminalSurface:
         self._out.write(text)
         self._out.flush()
 
+    def _render(self) -> None:
+        markdown = Markdown("\n\n".join(self._shown.values()), code_theme="monokai")
+        if self._live is None:
+            self._live = Live(markdown, console=Console(file=self._out), auto_refresh=False)
+            self._live.start()
+        self._live.update(markdown, refresh=True)
+
     async def set_status(self, status: str | None) -> None:
-        if self._reasoning:
-            return  # the reasoning itself is on screen: a thinking line would only break it up
+        if self._reasoning or self._live is not None:
+            return  # the reasoning or the answer itself is on screen: a status line would break it up
         if status is None:
             self._clear_status()
         elif self._status_tty:
@@ -88,6 +107,9 @@ class TerminalSurface:
     async def close(self) -> None:
         self._clear_status()
         self._end_reasoning()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
         if not self._quiet:
             self._out.write("\n\n")
             self._out.flush()
@@ -108,10 +130,10 @@ class ConfirmingSurface(TerminalSurface):
     """A `seedbot chat` reply, which can ask before a tool with side effects runs: the question is
     printed and the next input line answers it (y or yes approves; anything else declines).
 
-    The chat reads no input while it answers, so the next line from the shared queue is the answer.
+    The chat reads no input while it answers, so the next line of its input is the answer.
     """
 
-    def __init__(self, out: TextIO, lines: asyncio.Queue[str | None], user: str) -> None:
+    def __init__(self, out: TextIO, lines: Lines, user: str) -> None:
         super().__init__(out)
         self._lines = lines
         self._user = user
@@ -138,7 +160,5 @@ class ConfirmingSurface(TerminalSurface):
         self._out.flush()
 
     async def _read_answer(self, pending: PendingConfirmation) -> None:
-        line = await self._lines.get()
-        if line is None:
-            self._lines.put_nowait(None)  # end of input: the chat still has to see it to leave
+        line = await self._lines.read()
         pending.answer((line or "").strip().lower() in YES, self._user)
