@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     footer: bool = _env("SEEDBOT_FOOTER", True)
     show_reasoning: bool = _env("SEEDBOT_SHOW_REASONING", True)
     final_edit_deadline_s: float = _env("SEEDBOT_FINAL_EDIT_DEADLINE_S", 60.0, gt=0)
+    # Redis shared by every instance, holding the platforms' rate budgets (Slack counts most methods
+    # per workspace, whichever instance calls); unset: each instance paces alone, in-process.
+    redis_url: SecretStr | None = _env("SEEDBOT_REDIS_URL", None)
 
     # --- media ---
     max_file_mb: float = _env("SEEDBOT_MAX_FILE_MB", 25.0, gt=0)

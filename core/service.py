@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 from core.answer import Answer, AnswerOutcome, InFlight
 from core.config import Settings
+from core.coordination import bucket_store
 from core.costs import BudgetPolicy
 from core.llm.client import ChatClient
 from core.locks import KeyedLocks
 from core.media import MediaPipeline
 from core.metrics import Metrics
 from core.models import ConversationKey, Turn
+from core.reply.budgets import SharedBudgets
 from core.reply.pacing import PacerRegistry
 from core.reply.split import close_fence, split_message
 from core.reply.streamer import ReplyStreamer
@@ -64,6 +66,11 @@ class ChatService:
         self.media = media
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        # Budgets wider than a channel (a Slack workspace's per-method limits), shared by every reply.
+        self.reply_budgets = SharedBudgets(
+            bucket_store(redis_url, on_fallback=metrics.budget_fallback), metrics=metrics
+        )
         self.metrics = metrics
         self._locks = KeyedLocks()
         self._by_prompt: dict[tuple[str, str], InFlight] = {}
@@ -178,6 +185,9 @@ class ChatService:
         """Answer `turn` into `surface`, after the answers before it in its conversation. The surface is
         closed when this returns, whatever happened."""
         platform = turn.key.platform
+        use_budgets = getattr(surface, "use_budgets", None)
+        if use_budgets is not None:
+            use_budgets(self.reply_budgets)
         streamer = ReplyStreamer(
             surface,
             self.pacers.for_channel(surface.limits, turn.key.channel),

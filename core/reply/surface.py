@@ -42,6 +42,11 @@ class SurfaceRateLimited(Exception):
         super().__init__(f"rate limited, retry after {retry_after:.2f}s")
 
 
+class SurfaceBusy(Exception):
+    """Nothing was sent: a budget the platform shares with other replies has no room for this call
+    yet. The streamer shows the text later, merged with whatever comes next (not a 429)."""
+
+
 class SurfaceError(Exception):
     """The platform refused a post or edit for good (deleted message, missing permission...)."""
 
@@ -50,12 +55,16 @@ class SurfaceError(Exception):
 class ReplySurface(Protocol):
     """One reply being written into a chat. Adapters implement this; only the streamer calls it.
 
-    `post` and `edit` raise `SurfaceRateLimited` on a 429 and `SurfaceError` on a permanent failure.
+    `post` and `edit` raise `SurfaceRateLimited` on a 429, `SurfaceBusy` when a shared budget kept
+    them from sending, and `SurfaceError` on a permanent failure.
     `close` is called exactly once, last, however the reply ended (`ChatService.answer` sees to it
     through the streamer), so an adapter can end what it opened: a native stream, a typing indicator.
 
     Optional capability: `show_reasoning(text: str) -> None`, where the platform can show the model's
     reasoning as it arrives (a terminal prints it dimmed); the streamer hands it every fragment.
+
+    Optional capability: `use_budgets(budgets: SharedBudgets) -> None`, where the platform counts
+    rate limits beyond one channel; the service hands over its shared budgets before the reply starts.
     """
 
     limits: PlatformLimits
