@@ -2,7 +2,7 @@
 
 A budget is a token bucket (`Rate`: tokens per second, burst). `BucketStore.take` takes several
 budgets at once or none (a call that draws from two budgets must not spend one and wait on the
-other); `penalize` empties a budget until a time the platform named in a 429's Retry-After.
+other); `penalize` empties a budget and lets it refill only from the time a 429's Retry-After named.
 
 `MemoryBuckets` serves one process. `RedisBuckets` keeps the buckets in Redis (one hash per
 budget, updated by a Lua script so a take is atomic across instances), so N instances share one
@@ -73,8 +73,7 @@ class BucketStore(Protocol):
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
-    at: float
-    blocked_until: float = 0.0
+    at: float  # when `tokens` was true; in the future while a penalty lasts (it refills from then)
 
 
 class MemoryBuckets:
@@ -87,7 +86,7 @@ class MemoryBuckets:
         buckets = [self._refill(draw, now) for draw in draws]
         wait = 0.0
         for draw, bucket in zip(draws, buckets, strict=True):
-            wait = max(wait, bucket.blocked_until - now, _shortfall(bucket.tokens, draw) / draw.rate.per_s)
+            wait = max(wait, max(0.0, bucket.at - now) + _shortfall(bucket.tokens, draw) / draw.rate.per_s)
         if wait <= 0:
             for draw, bucket in zip(draws, buckets, strict=True):
                 bucket.tokens -= draw.cost
@@ -96,7 +95,6 @@ class MemoryBuckets:
     async def penalize(self, key: str, until: float) -> None:
         bucket = self._buckets.setdefault(key, _Bucket(0.0, until))
         bucket.tokens = min(bucket.tokens, 0.0)
-        bucket.blocked_until = max(bucket.blocked_until, until)
         bucket.at = max(bucket.at, until)  # it refills from the end of the penalty, as the platform's does
 
     def _refill(self, draw: Draw, now: float) -> _Bucket:
@@ -121,16 +119,17 @@ local tokens, wait = {}, 0
 for i, key in ipairs(KEYS) do
   local per_s, burst = tonumber(ARGV[4 * i - 2]), tonumber(ARGV[4 * i - 1])
   local cost, keep = tonumber(ARGV[4 * i]), tonumber(ARGV[4 * i + 1])
-  local state = redis.call('HMGET', key, 'tokens', 'at', 'blocked')
-  local level, at, blocked = tonumber(state[1]) or burst, tonumber(state[2]) or now, tonumber(state[3]) or 0
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local level, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
   if now > at then
     level = math.min(burst, level + (now - at) * per_s)
     at = now
   end
   tokens[i] = level
-  wait = math.max(wait, blocked - now, (cost + keep - level) / per_s)
+  wait = math.max(wait, math.max(0, at - now) + math.max(0, cost + keep - level) / per_s)
   redis.call('HSET', key, 'tokens', level, 'at', at)
-  redis.call('EXPIRE', key, math.ceil(burst / per_s) + 60)
+  -- Once full again a bucket holds nothing worth keeping.
+  redis.call('EXPIRE', key, math.ceil(math.max(0, at - now) + burst / per_s) + 60)
 end
 if wait <= 0 then
   for i, key in ipairs(KEYS) do
@@ -146,12 +145,11 @@ return out
 
 _PENALIZE = """
 local until_at = tonumber(ARGV[1])
-local level = tonumber(redis.call('HGET', KEYS[1], 'tokens')) or 0
-local at = tonumber(redis.call('HGET', KEYS[1], 'at')) or until_at
-local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked')) or 0
-redis.call('HSET', KEYS[1], 'tokens', math.min(level, 0), 'at', math.max(at, until_at),
-  'blocked', math.max(blocked, until_at))
-redis.call('EXPIRE', KEYS[1], math.ceil(until_at - tonumber(ARGV[2])) + 120)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local level, at = tonumber(state[1]) or 0, tonumber(state[2]) or until_at
+redis.call('HSET', KEYS[1], 'tokens', math.min(level, 0), 'at', math.max(at, until_at))
+-- A Retry-After is seconds or minutes; the next take sets the real lifetime.
+redis.call('EXPIRE', KEYS[1], 3600)
 return 1
 """
 
@@ -174,7 +172,7 @@ class RedisBuckets:
         return Taken(max(0.0, wait), tuple(tokens))
 
     async def penalize(self, key: str, until: float) -> None:
-        await self._penalize(keys=[self._prefix + key], args=[until, time.time()])
+        await self._penalize(keys=[self._prefix + key], args=[until])
 
 
 class FailoverBuckets:

@@ -80,7 +80,11 @@ class SharedBudgets:
         if not draws:
             return True
         waiter = _Waiter(lane, _RANK[priority], next(self._seq), frozenset(draw.key for draw in draws))
-        wanted = [replace(draw, keep=draw.rate.burst * _KEEP[priority]) for draw in draws]
+        # Never keep so much that the call could not fit in a full budget.
+        wanted = [
+            replace(draw, keep=min(draw.rate.burst * _KEEP[priority], max(0.0, draw.rate.burst - draw.cost)))
+            for draw in draws
+        ]
         deadline = self._clock() + patience_s
         self._waiting.append(waiter)
         try:
