@@ -9,10 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.surface import SLACK_TIERS
+from bots.slack.surface import SLACK_TIERS, paced
+from core.coordination import MemoryBuckets
+from core.reply.budgets import SharedBudgets
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack import BOT_TOKEN, TIER_BUCKETS, FakeSlack
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID, TIER_BUCKETS, FakeSlack
 from tests.slack.conftest import StartBot, World
 
 ANSWER = Script(content="".join(f"word{n} " for n in range(40)), chunk_chars=12, delay_s=0.02)
@@ -104,3 +107,25 @@ async def test_the_fake_answers_a_burst_beyond_the_tier_with_429_and_retry_after
     assert [status for status, _ in burst] == [200, 200, 429]
     assert int(burst[2][1] or 0) >= 1
     assert elsewhere[0] == 200  # chat.postMessage is counted per channel
+
+
+async def test_crash_recovery_edits_paced_through_the_workspace_budget_never_429(world: World):
+    world.slack.enforce_tiers()
+    replies = [world.slack.add_message(world.general, f"half an answer {n}") for n in range(6)]
+    world.slack.expire_streams()
+    world.slack.fail_next("chat.update", "ratelimited", status=429, retry_after=1)  # Slack's own limit
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url)
+    budgets = SharedBudgets(MemoryBuckets())
+    for message in replies:
+        await paced(
+            budgets,
+            TEAM_ID,
+            world.general,
+            "chat.update",
+            lambda ts=message.ts: client.chat_update(
+                channel=world.general, ts=ts, markdown_text="interrupted"
+            ),
+        )
+    assert [message.text for message in replies] == ["interrupted"] * len(replies)
+    # Only the 429 the test injected: the budget (slowed by it) kept every other call within the tier.
+    assert len(world.slack.rate_limited_calls()) == 1
