@@ -5,7 +5,8 @@ names in the core) and how urgent it is; `SharedBudgets.acquire` grants calls in
 
 - by priority: urgent (first sign of life, final text) before routine (mid-answer edits) before
   low (thinking status); routine calls also leave a fifth of the burst behind and low ones half of
-  it, so under contention the status thins out first, then the mid-answer edits;
+  it, and both leave a token for each reply still open (its final text may need it), so under
+  contention the status thins out first, then the mid-answer edits, and finals do not queue;
 - within a priority, fair shares: the reply that has been granted the fewest calls goes first
   (deficit round-robin), so thirty answers streaming at once each get their turn.
 
@@ -80,11 +81,7 @@ class SharedBudgets:
         if not draws:
             return True
         waiter = _Waiter(lane, _RANK[priority], next(self._seq), frozenset(draw.key for draw in draws))
-        # Never keep so much that the call could not fit in a full budget.
-        wanted = [
-            replace(draw, keep=min(draw.rate.burst * _KEEP[priority], max(0.0, draw.rate.burst - draw.cost)))
-            for draw in draws
-        ]
+        wanted = [replace(draw, keep=self._keep(draw, priority)) for draw in draws]
         deadline = self._clock() + patience_s
         self._waiting.append(waiter)
         try:
@@ -121,6 +118,15 @@ class SharedBudgets:
     async def penalize(self, key: str, retry_after: float) -> None:
         """The platform answered 429 for this budget: it is empty for everyone until Retry-After."""
         await self.store.penalize(key, self._clock() + retry_after)
+
+    def _keep(self, draw: Draw, priority: Priority) -> float:
+        """What a call of `priority` leaves behind: a share of the burst, and for anything less than
+        urgent a token for each reply still open, whose final text may need one; never so much that
+        the call could not fit in a full budget."""
+        keep = draw.rate.burst * _KEEP[priority]
+        if priority != "urgent":
+            keep = max(keep, float(len(self._served)))
+        return min(keep, max(0.0, draw.rate.burst - draw.cost))
 
     def _first_in_line(self, waiter: _Waiter) -> bool:
         mine = (waiter.rank, self._served.get(waiter.lane, 0), waiter.seq)
