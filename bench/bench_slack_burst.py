@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,7 +51,7 @@ def lower_bound_s(answers: int, mode: str) -> float:
     return ANSWER_S + max(drain_s(answers - streams, "chat.update"), drain_s(streams, "chat.appendStream"))
 
 
-async def run(answers: int, mode: str, workdir: Path) -> dict[str, float]:
+async def run(answers: int, mode: str, workdir: Path) -> dict[str, Any]:
     async with FakeSlack() as slack, FakeModelServer() as model:
         slack.enforce_tiers()
         alice = slack.add_user("alice")
@@ -64,6 +65,9 @@ async def run(answers: int, mode: str, workdir: Path) -> dict[str, float]:
             slack_app_token=APP_TOKEN,
             slack_api_url=slack.api_url,
             slack_stream_mode=mode,
+            # 100 finals at chat.update's 50 a minute take two minutes: longer than the default 60 s
+            # a reply keeps trying to deliver its final text.
+            final_edit_deadline_s=300.0,
         )
         service = await ChatService.open(settings)
         runner = SlackRunner(settings, service)
@@ -94,6 +98,7 @@ async def run(answers: int, mode: str, workdir: Path) -> dict[str, float]:
             "median_whole_s": sorted(whole_at.values())[len(whole_at) // 2] if whole_at else float("nan"),
             "bound_s": lower_bound_s(answers, mode),
             "429s": len(slack.rate_limited_calls()),
+            "429_methods": ", ".join(sorted({call.method for call in slack.rate_limited_calls()})),
             "writes_per_answer": sum(calls.values()) / answers,
             "streams": calls["chat.startStream"],
             "statuses": sum(1 for _, _, status in slack.statuses if status),
@@ -122,7 +127,8 @@ async def main() -> None:
                 print(
                     f"{answers:7d} | {mode:6s} | {r['whole']:5.0f} | {r['last_whole_s']:14.1f} |"
                     f" {r['median_whole_s']:16.1f} | {r['bound_s']:20.1f} | {r['429s']:4.0f} |"
-                    f" {r['writes_per_answer']:19.1f} | {r['streams']:14.0f} | {r['statuses']:17.0f}",
+                    f" {r['writes_per_answer']:19.1f} | {r['streams']:14.0f} | {r['statuses']:17.0f}"
+                    + (f"  (429s: {r['429_methods']})" if r["429s"] else ""),
                     flush=True,
                 )
 
