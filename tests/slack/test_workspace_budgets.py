@@ -111,7 +111,7 @@ async def test_the_fake_answers_a_burst_beyond_the_tier_with_429_and_retry_after
 
 async def test_crash_recovery_edits_paced_through_the_workspace_budget_never_429(world: World):
     world.slack.enforce_tiers()
-    replies = [world.slack.add_message(world.general, f"half an answer {n}") for n in range(6)]
+    replies = [world.slack.add_message(world.general, f"half an answer {n}") for n in range(3)]
     world.slack.expire_streams()
     world.slack.fail_next("chat.update", "ratelimited", status=429, retry_after=1)  # Slack's own limit
     client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url)
