@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     final_edit_deadline_s: float = _env("SEEDBOT_FINAL_EDIT_DEADLINE_S", 60.0, gt=0)
     # Redis shared by every instance, holding the platforms' rate budgets (Slack counts most methods
     # per workspace, whichever instance calls); unset: each instance paces alone, in-process.
-    redis_url: SecretStr | None = _env("SEEDBOT_REDIS_URL", None)
+    redis_url: SecretStr | None = _env("REDIS_URL", None)
 
     # --- media ---
     max_file_mb: float = _env("SEEDBOT_MAX_FILE_MB", 25.0, gt=0)
