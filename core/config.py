@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # --- storage, retention, budgets ---
     # A PostgreSQL URL carries a password: kept secret so no repr, log line or error message shows it.
     database_url: SecretStr = _env("DATABASE_URL", SecretStr("sqlite:///seedbot.db"))
-    # What instances agree on right now; several instances need it (it may carry a password).
+    # What instances agree on right now: the platforms' rate budgets (Slack counts most methods per
+    # workspace, whichever instance calls). Several instances need it; it may carry a password.
     redis_url: SecretStr | None = _env("REDIS_URL", None)
     retention_days: int | None = _env("SEEDBOT_RETENTION_DAYS", None, ge=1)
     user_daily_budget_usd: Decimal | None = _env("SEEDBOT_USER_DAILY_BUDGET_USD", None, ge=0)

@@ -72,9 +72,32 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self._budget_fill = Gauge(
+            "reply_budget_fill_ratio",
+            "How full a shared rate budget was at its latest draw (1: full burst), by kind of budget",
+            ["budget"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._deferred = Counter(
+            "reply_updates_deferred",
+            "Reply updates not sent for lack of budget: low = thinking status skipped, routine = edit"
+            " merged into a later one, urgent = gave up after waiting",
+            ["priority"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._budget_fallbacks = Counter(
+            "reply_budget_fallbacks",
+            "Budget draws served by this instance's own buckets because the shared store was unreachable",
+            namespace=ns,
+            registry=reg,
+        )
         # Fixed label sets start at zero so dashboards and rate() see the series before the first event.
         for kind in TOKEN_KINDS:
             self._tokens.labels(kind)
+        for priority in ("urgent", "routine", "low"):
+            self._deferred.labels(priority)
 
     def record_answer(
         self,
@@ -118,6 +141,15 @@ class Metrics:
 
     def budget_refused(self, platform: str) -> None:
         self._refusals.labels(platform).inc()
+
+    def budget_fill(self, budget: str, ratio: float) -> None:
+        self._budget_fill.labels(budget).set(ratio)
+
+    def update_deferred(self, priority: str) -> None:
+        self._deferred.labels(priority).inc()
+
+    def budget_fallback(self) -> None:
+        self._budget_fallbacks.inc()
 
     def stream_started(self) -> None:
         self._active.inc()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from core.answer import Answer, AnswerOutcome, InFlight
 from core.config import ConfigError, Settings
+from core.coordination import bucket_store
 from core.costs import BudgetPolicy
 from core.instances import Instance
 from core.llm.client import ChatClient
@@ -28,6 +29,7 @@ from core.media.download import Downloads
 from core.metrics import Metrics
 from core.models import ConversationKey, Turn
 from core.preferences import disabled_tools_for
+from core.reply.budgets import SharedBudgets
 from core.reply.pacing import PacerRegistry
 from core.reply.split import close_fence, split_message
 from core.reply.streamer import ReplyStreamer
@@ -96,6 +98,11 @@ class ChatService:
         self.downloads = Downloads()
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        # Budgets wider than a channel (a Slack workspace's per-method limits), shared by every reply.
+        self.reply_budgets = SharedBudgets(
+            bucket_store(redis_url, on_fallback=metrics.budget_fallback), metrics=metrics
+        )
         self.metrics = metrics
         self.mcp = mcp or McpManager([])
         self.builtin_tools = builtin_tools(settings, media)
@@ -265,6 +272,9 @@ class ChatService:
         """Answer `turn` into `surface`, after the answers before it in its conversation. The surface is
         closed when this returns, whatever happened."""
         platform = turn.key.platform
+        use_budgets = getattr(surface, "use_budgets", None)
+        if use_budgets is not None:
+            use_budgets(self.reply_budgets)
         streamer = ReplyStreamer(
             surface,
             self.pacers.for_channel(surface.limits, turn.key.channel),

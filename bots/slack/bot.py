@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -17,7 +18,7 @@ from bots.slack.api import error_code, web_client
 from bots.slack.conversation import PLATFORM, People, is_dm
 from bots.slack.files import SlackFiles
 from bots.slack.questions import SlackQuestions
-from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface
+from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface, paced
 from core.access import Allowlist, Place
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, html_safe_quote, usage_hint
@@ -119,23 +120,42 @@ class SlackBot:
             log.warning("could not tell %s in %s (%s)", user, channel, error_code(error))
 
     async def show_interrupted(self, reply: InterruptedReply) -> bool:
-        """Crash recovery's one Slack step: that message shows `reply.text`, then the follow-up."""
+        """Crash recovery's one Slack step: that message shows `reply.text`, then the follow-up; every
+        call waits its turn in the workspace's budget of its method, like a final text."""
         ts, channel = reply.platform_message_id, reply.key.channel
         if not _TS.match(ts):
             return False  # a private answer: nothing visible to fix
+        budgets, team = self.service.reply_budgets, self.identity.team_id
+
+        def update() -> Awaitable[Any]:
+            return self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
+
         try:
-            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
+            await paced(budgets, team, channel, "chat.update", update)
         except SlackApiError:
             # A native stream that outlived the crash must be stopped before its message can change.
             # Only then: chat.stopStream is the slowest rate tier, and most replies were plain edits.
             try:
-                await self.replies.chat_stopStream(channel=channel, ts=ts)
+                await paced(
+                    budgets,
+                    team,
+                    channel,
+                    "chat.stopStream",
+                    lambda: self.replies.chat_stopStream(channel=channel, ts=ts),
+                )
             except SlackApiError as error:
                 log.debug("stream %s was not open (%s)", ts, error_code(error))
-            await self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
+            await paced(budgets, team, channel, "chat.update", update)
         if reply.follow_up:
-            await self.replies.chat_postMessage(
-                channel=channel, thread_ts=reply.key.thread or None, markdown_text=reply.follow_up
+            follow_up = reply.follow_up
+            await paced(
+                budgets,
+                team,
+                channel,
+                "chat.postMessage",
+                lambda: self.replies.chat_postMessage(
+                    channel=channel, thread_ts=reply.key.thread or None, markdown_text=follow_up
+                ),
             )
         return True
 

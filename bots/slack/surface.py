@@ -7,27 +7,38 @@ only grow, so an edit that is not an append (or a stream Slack ended after its f
 that message to `chat.update`. A workspace that refuses native streaming, or SLACK_STREAM_MODE=edit,
 gets the plain path: `chat.postMessage` then `chat.update`.
 
+Every write draws from the workspace's budget for its method (`SLACK_TIERS`), shared by all the
+answers in the workspace (and by every instance, through Redis) once the service hands the surface
+its `SharedBudgets`: a call waits its fair turn, a mid-answer edit that would wait too long is
+merged into the next one, and a thinking status with no budget left is skipped. A new message
+streams natively only while chat.startStream has budget to spare; otherwise it is posted
+(chat.postMessage counts per channel) and finished with chat.update.
+
 `EphemeralSurface` answers `/seed -p` privately: ephemeral messages cannot be edited, so it keeps
 the reply and sends it through the command's `response_url` when the answer is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code, is_rate_limited, platform_errors, retry_after, surface_error
 from bots.slack.questions import SlackQuestions
+from core.coordination import Draw, Rate
+from core.reply.budgets import SharedBudgets
+from core.reply.pacing import Priority, call_priority
 from core.reply.split import close_fence, split_message
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.reply.surface import MessageRef, PlatformLimits, SurfaceBusy, SurfaceError, SurfaceRateLimited
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,40 @@ SLACK_LIMITS = PlatformLimits(
     window_s=60.0,
     thinking_in_message=True,
 )
+
+
+def _tier(per_minute: float, burst: float) -> Rate:
+    # One token of the burst stays unused: a call reaches Slack a moment after it took its token,
+    # and not always in the order they were taken, so Slack's bucket can look one call emptier.
+    return Rate.per_minute(per_minute, burst - 1)
+
+
+# What each write method allows, per workspace (per channel for chat.postMessage), as Slack publishes
+# it (docs.slack.dev/apis/web-api/rate-limits: Tier 2 20+/min, Tier 3 50+/min, Tier 4 100+/min,
+# "sporadic bursts" welcome; burst sizes are not published, so these are modest).
+SLACK_TIERS: dict[str, Rate] = {
+    # Tier 3 (docs.slack.dev/reference/methods/chat.update).
+    "chat.update": _tier(50, burst=10),
+    # Tier 4 (slack-api-ref methods/chat/chat.appendStream.json: "rate_limits": "t4").
+    "chat.appendStream": _tier(100, burst=20),
+    # Tier 2 (api.slack.com/methods/chat.stopStream, "Rate limits: Tier 2").
+    "chat.stopStream": _tier(20, burst=5),
+    # Its page names no tier we could find; paced like its twin chat.stopStream (Tier 2).
+    "chat.startStream": _tier(20, burst=5),
+    # "Special rate limits apply" (docs.slack.dev/reference/methods/assistant.threads.setStatus):
+    # paced as Tier 3, and it is the first thing to go when budgets run short.
+    "assistant.threads.setStatus": _tier(50, burst=10),
+    # "Special": one message a second per channel, short bursts allowed (rate-limits page).
+    "chat.postMessage": _tier(60, burst=3),
+}
+PER_CHANNEL = frozenset({"chat.postMessage"})
+# How long a call of each priority waits for its turn before the reply gives up on it for now: a
+# final text waits (within SEEDBOT_FINAL_EDIT_DEADLINE_S), a mid-answer edit briefly (the next one
+# carries its text), a status not at all.
+PATIENCE_S: dict[Priority, float] = {"urgent": 45.0, "routine": 1.0, "low": 0.0}
+# Crash recovery's calls retry a 429 at most this many times each.
+PACED_ATTEMPTS = 5
+
 # In a thread the thinking status shows under the message box, so the message holds only the answer.
 STATUS_LIMITS = dataclasses.replace(SLACK_LIMITS, thinking_in_message=False)
 # A response_url may be used five times in 30 minutes.
@@ -84,16 +129,31 @@ class SlackSurface:
         self._status_shown = bool(thread_ts) and capabilities.thread_status
         self.limits = STATUS_LIMITS if self._status_shown else SLACK_LIMITS
         self._streams: dict[str, str] = {}  # ts -> text streamed so far, for messages still streaming
+        self._budgets: SharedBudgets | None = None
+        self._lane = 0
+
+    def use_budgets(self, budgets: SharedBudgets) -> None:
+        """Draw every call from the workspace's shared budgets (before the reply starts)."""
+        self._budgets = budgets
+        self._lane = budgets.lane()
 
     async def post(self, text: str) -> MessageRef:
         text = defuse_mentions(text)
         await self._stop_streams()
         refusal = None
-        if self._thread_ts and self._capabilities.native_streaming:
-            ts, refusal = await self._start_stream(text)
+        # A stream costs a start and a stop from small workspace budgets: without room for the start
+        # right now, a plain post (counted per channel) shows the answer sooner than waiting would.
+        if (
+            self._thread_ts
+            and self._capabilities.native_streaming
+            and await self._draw("chat.startStream", patience_s=0.0)
+        ):
+            async with self._penalizing("chat.startStream"):
+                ts, refusal = await self._start_stream(text)
             if ts is not None:
                 return MessageRef(ts, self._channel)
-        async with platform_errors():
+        await self._need("chat.postMessage")
+        async with self._penalizing("chat.postMessage"), platform_errors():
             response = await self._client.chat_postMessage(
                 channel=self._channel, thread_ts=self._thread_ts, markdown_text=text
             )
@@ -111,19 +171,25 @@ class SlackSurface:
                 self._streams[ref.id] = text
                 return
             await self._stop_stream(ref.id)
-        async with platform_errors():
+        await self._need("chat.update")
+        async with self._penalizing("chat.update"), platform_errors():
             await self._client.chat_update(channel=self._channel, ts=ref.id, markdown_text=text)
 
     async def set_status(self, status: str | None) -> None:
         if not self._status_shown or not self._capabilities.thread_status:
             return
         assert self._thread_ts is not None
+        # The status goes first when budgets run short; clearing it matters a little more.
+        priority: Priority = "low" if status else "routine"
+        if not await self._draw("assistant.threads.setStatus", priority=priority):
+            return
         try:
             await self._client.assistant_threads_setStatus(
                 channel_id=self._channel, thread_ts=self._thread_ts, status=status or ""
             )
         except SlackApiError as error:
             if is_rate_limited(error):
+                await self._penalize("assistant.threads.setStatus", retry_after(error))
                 raise SurfaceRateLimited(retry_after(error)) from error
             log.warning(
                 "thread status refused (%s); showing the thinking line in messages", error_code(error)
@@ -134,6 +200,8 @@ class SlackSurface:
     async def close(self) -> None:
         """End any native stream still open (the streamer has written its final text by now)."""
         await self._stop_streams()
+        if self._budgets is not None:
+            self._budgets.close_lane(self._lane)
 
     # --- native streaming ------------------------------------------------------------------------
 
@@ -159,6 +227,7 @@ class SlackSurface:
         """Append to an open stream; False when Slack has ended it (continue with chat.update)."""
         if not delta:
             return True
+        await self._need("chat.appendStream")
         try:
             await self._client.chat_appendStream(channel=self._channel, ts=ts, markdown_text=delta)
         except SlackApiError as error:
@@ -166,15 +235,23 @@ class SlackSurface:
                 log.info("native stream %s ended by Slack; continuing with edits", ts)
                 del self._streams[ts]
                 return False
+            if is_rate_limited(error):
+                await self._penalize("chat.appendStream", retry_after(error))
             raise surface_error(error) from error
         return True
 
     async def _stop_stream(self, ts: str) -> None:
         if self._streams.pop(ts, None) is None:
             return
+        if not await self._draw("chat.stopStream", priority="urgent"):
+            # Its text is all there; Slack ends a stream left open by itself after a few minutes.
+            log.warning("no budget to stop native stream %s; Slack will end it", ts)
+            return
         try:
             await self._client.chat_stopStream(channel=self._channel, ts=ts)
         except SlackApiError as error:
+            if is_rate_limited(error):
+                await self._penalize("chat.stopStream", retry_after(error))
             if error_code(error) not in STREAM_ENDED:
                 log.warning("could not stop native stream %s: %s", ts, error_code(error))
 
@@ -189,6 +266,36 @@ class SlackSurface:
 
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         await self._questions.decided(request, decision)
+
+    # --- the workspace's budgets -----------------------------------------------------------------
+
+    async def _draw(
+        self, method: str, *, priority: Priority | None = None, patience_s: float | None = None
+    ) -> bool:
+        """Wait for this call's turn in the workspace budget of `method` (priority: the streamer's)."""
+        if self._budgets is None:
+            return True
+        priority = priority or call_priority.get()
+        patience = PATIENCE_S[priority] if patience_s is None else patience_s
+        draws = [budget_draw(self._team_id, method, self._channel)]
+        return await self._budgets.acquire(draws, priority, lane=self._lane, patience_s=patience)
+
+    async def _need(self, method: str) -> None:
+        if not await self._draw(method):
+            raise SurfaceBusy(method)
+
+    async def _penalize(self, method: str, seconds: float) -> None:
+        if self._budgets is not None:
+            await self._budgets.penalize(budget_draw(self._team_id, method, self._channel).key, seconds)
+
+    @contextlib.asynccontextmanager
+    async def _penalizing(self, method: str) -> AsyncIterator[None]:
+        """A 429 inside slows `method`'s budget for the whole workspace."""
+        try:
+            yield
+        except SurfaceRateLimited as limited:
+            await self._penalize(method, limited.retry_after)
+            raise
 
 
 Respond = Callable[..., Awaitable[Any]]
@@ -229,6 +336,34 @@ class EphemeralSurface:
             except Exception as error:
                 log.warning("could not send a private answer: %s", type(error).__name__)
                 return
+
+
+def budget_draw(team_id: str, method: str, channel: str) -> Draw:
+    """The budget one call of `method` draws from: the workspace's, or the channel's for posts."""
+    scope = f"{team_id}:{channel}" if method in PER_CHANNEL else team_id
+    return Draw(f"slack:{scope}:{method}", SLACK_TIERS[method], name=f"slack {method}")
+
+
+T = TypeVar("T")
+
+
+async def paced(
+    budgets: SharedBudgets, team_id: str, channel: str, method: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run one Slack call outside a reply (crash recovery, shutdown) within the workspace's budget of
+    `method`, as urgently as a final text: it waits its turn, and a 429 slows the budget for everyone
+    and is retried after its Retry-After. Other Slack errors are raised."""
+    draw = budget_draw(team_id, method, channel)
+    for attempt in range(PACED_ATTEMPTS):
+        if not await budgets.acquire([draw], "urgent", lane=0, patience_s=PATIENCE_S["urgent"]):
+            continue
+        try:
+            return await call()
+        except SlackApiError as error:
+            if not is_rate_limited(error) or attempt == PACED_ATTEMPTS - 1:
+                raise
+            await budgets.penalize(draw.key, retry_after(error))
+    raise SurfaceRateLimited(PATIENCE_S["urgent"])
 
 
 def defuse_mentions(text: str) -> str:

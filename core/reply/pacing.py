@@ -12,12 +12,17 @@ send and its answer, so measuring from completion can never under-count. Three p
 
 A 429 blocks the whole channel until its Retry-After has passed and slows the routine spacing for a
 while, so the platform's real limit wins when it is tighter than the published one.
+
+Budgets wider than a channel (Slack counts most methods per workspace) are `core.reply.budgets`':
+the streamer states each call's priority in `call_priority`, and a surface that draws from shared
+budgets reads it there, so the channel's pace and the workspace's both hold and the stricter wins.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +39,9 @@ _MIN_BLOCK_S = 0.05
 
 
 Priority = Literal["urgent", "routine", "low"]
+# The priority of the post or edit the streamer is making in this task; calls made outside the
+# streamer (closing a reply, crash recovery) are the ones that finish a reply, hence urgent.
+call_priority: ContextVar[Priority] = ContextVar("call_priority", default="urgent")
 
 
 @dataclass(slots=True)

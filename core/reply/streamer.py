@@ -48,9 +48,16 @@ from core.llm.types import (
     Usage,
     UsageReport,
 )
-from core.reply.pacing import EditPacer, Priority
+from core.reply.pacing import EditPacer, Priority, call_priority
 from core.reply.split import MIN_MESSAGE_CHARS, close_fence, split_message
-from core.reply.surface import MessageRef, ReplySurface, SurfaceError, SurfaceRateLimited, ToolStep
+from core.reply.surface import (
+    MessageRef,
+    ReplySurface,
+    SurfaceBusy,
+    SurfaceError,
+    SurfaceRateLimited,
+    ToolStep,
+)
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -326,6 +333,7 @@ class ReplyStreamer:
 
     async def _send(self, op: _Op) -> None:
         assert op.text is not None
+        call_priority.set(op.priority)
         slot = self._pacer.reserve(self._clock())
         posted: MessageRef | None = None
         try:
@@ -343,6 +351,8 @@ class ReplyStreamer:
         except SurfaceRateLimited as limited:
             self.stats.rate_limited += 1
             self._pacer.penalize(self._clock(), limited.retry_after)
+        except SurfaceBusy:
+            pass  # nothing was shown: the next call carries this text too
         except SurfaceError as error:
             self._broken = str(error) or type(error).__name__
         except Exception as error:  # an adapter bug must not take the answer down with it

@@ -57,6 +57,11 @@ class SurfaceRateLimited(Exception):
         super().__init__(f"rate limited, retry after {retry_after:.2f}s")
 
 
+class SurfaceBusy(Exception):
+    """Nothing was sent: a budget the platform shares with other replies has no room for this call
+    yet. The streamer shows the text later, merged with whatever comes next (not a 429)."""
+
+
 class SurfaceError(Exception):
     """The platform refused a post or edit for good (deleted message, missing permission...)."""
 
@@ -65,7 +70,8 @@ class SurfaceError(Exception):
 class ReplySurface(Protocol):
     """One reply being written into a chat. Adapters implement this; only the streamer calls it.
 
-    `post` and `edit` raise `SurfaceRateLimited` on a 429 and `SurfaceError` on a permanent failure.
+    `post` and `edit` raise `SurfaceRateLimited` on a 429, `SurfaceBusy` when a shared budget kept
+    them from sending, and `SurfaceError` on a permanent failure.
     `close` is called exactly once, last, however the reply ended (`ChatService.answer` sees to it
     through the streamer), so an adapter can end what it opened: a native stream, a typing indicator.
 
@@ -83,6 +89,8 @@ class ReplySurface(Protocol):
       tools are declined.
     - `conversation_search: ConversationSearch`, the platform's search of the current channel for the
       `search_conversation` tool (see `core.tools.base`).
+    - `use_budgets(budgets: SharedBudgets) -> None`, where the platform counts rate limits beyond one
+      channel; the service hands over its shared budgets before the reply starts.
     """
 
     limits: PlatformLimits

@@ -10,7 +10,9 @@ What it enforces, as Slack does:
   HTML login page (HTTP 200) instead of the file;
 - lengths: `text` up to 40,000 characters, `markdown_text` (and markdown blocks) up to 12,000;
 - rate limits per method (Slack's tiers per minute, tightened by tests): HTTP 429, a `Retry-After`
-  header in whole seconds and `{"ok": false, "error": "ratelimited"}`;
+  header in whole seconds and `{"ok": false, "error": "ratelimited"}`; with `enforce_tiers()`, the
+  write methods are token buckets per workspace (chat.postMessage per channel) with bursts instead,
+  as Slack counts them, so a test sees every 429 a busy workspace would;
 - native streaming: `chat.startStream` needs a thread and, outside DMs, the recipient; streams
   expire (`message_not_in_streaming_state`), and a workspace can refuse streaming altogether;
 - a response_url takes at most five messages (`used_url` after that);
@@ -78,6 +80,18 @@ TIERS_PER_MINUTE = {
     "assistant.threads.setTitle": 50,
     "assistant.threads.setSuggestedPrompts": 50,
 }
+# Slack's published tiers for the write methods a reply uses, as (requests per minute, burst), per
+# workspace; chat.postMessage: one a second per channel with short bursts. Slack publishes no burst
+# sizes: these are modest, and the bot must live within them.
+TIER_BUCKETS: dict[str, tuple[float, float]] = {
+    "chat.update": (50, 10),  # Tier 3
+    "chat.appendStream": (100, 20),  # Tier 4
+    "chat.startStream": (20, 5),  # Tier 2
+    "chat.stopStream": (20, 5),  # Tier 2
+    "assistant.threads.setStatus": (50, 10),  # special, about Tier 3
+    "chat.postMessage": (60, 3),  # per channel
+}
+PER_CHANNEL_BUCKETS = frozenset({"chat.postMessage"})
 LOGIN_PAGE = (
     "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
     "<h1>Sign in to Fake Workspace</h1><form action='/signin'></form></body></html>"
@@ -183,6 +197,8 @@ class FakeSlack:
         self.http: HttpEventSender | None = None
         self._failures: dict[str, deque[SlackError]] = defaultdict(deque)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
+        self.tier_buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (method, scope) -> (tokens, at)
         self._last_us = 0
         self._ids = itertools.count(1)
         self._response_urls: dict[str, tuple[str, str]] = {}
@@ -296,6 +312,15 @@ class FakeSlack:
     def set_rate_limit(self, method: str, calls: int, window_s: float) -> None:
         self.rate_limits[method] = (calls, window_s)
         self._recent[method].clear()
+
+    def enforce_tiers(self, buckets: dict[str, tuple[float, float]] | None = None) -> None:
+        """From now on these methods are token buckets of (requests per minute, burst), per workspace
+        (per channel for `PER_CHANNEL_BUCKETS`), in place of their sliding windows."""
+        self.tier_buckets = dict(TIER_BUCKETS if buckets is None else buckets)
+        self._buckets.clear()
+
+    def rate_limited_calls(self) -> list[Call]:
+        return [call for call in self.calls if call.status == 429]
 
     def fail_next(self, method: str, error: str, *, status: int = 200, times: int = 1, **extra: Any) -> None:
         """The next `times` calls of `method` fail (status 429 with `retry_after=` for a 429)."""
@@ -584,7 +609,7 @@ class FakeSlack:
         call = Call(method, args)
         self.calls.append(call)
         try:
-            self._check_rate(method)
+            self._check_rate(method, args)
             token = _token(request, args)
             if method == "apps.connections.open":
                 return web.json_response(self._connections_open(token))
@@ -606,7 +631,10 @@ class FakeSlack:
             body = {"ok": False, "error": error.error, **error.extra}
             return web.json_response(body, status=error.status, headers=headers)
 
-    def _check_rate(self, method: str) -> None:
+    def _check_rate(self, method: str, args: dict[str, Any]) -> None:
+        if method in self.tier_buckets:
+            self._take_from_bucket(method, args)
+            return
         limit = self.rate_limits.get(method)
         if limit is None:
             return
@@ -618,6 +646,19 @@ class FakeSlack:
         if len(recent) >= calls:
             raise SlackError("ratelimited", 429, retry_after=max(1, math.ceil(recent[0] + window - now)))
         recent.append(now)
+
+    def _take_from_bucket(self, method: str, args: dict[str, Any]) -> None:
+        per_minute, burst = self.tier_buckets[method]
+        per_s = per_minute / 60.0
+        channel = str(args.get("channel") or args.get("channel_id"))
+        scope = channel if method in PER_CHANNEL_BUCKETS else TEAM_ID
+        now = time.monotonic()
+        tokens, at = self._buckets.get((method, scope), (burst, now))
+        tokens = min(burst, tokens + (now - at) * per_s)
+        if tokens < 1:
+            self._buckets[(method, scope)] = (tokens, now)
+            raise SlackError("ratelimited", 429, retry_after=max(1, math.ceil((1 - tokens) / per_s)))
+        self._buckets[(method, scope)] = (tokens - 1, now)
 
     def _connections_open(self, token: str | None) -> dict[str, Any]:
         if token == BOT_TOKEN:
