@@ -38,7 +38,14 @@ from core.coordination import Draw, Rate
 from core.reply.budgets import SharedBudgets
 from core.reply.pacing import Priority, call_priority
 from core.reply.split import close_fence, split_message
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceBusy, SurfaceError, SurfaceRateLimited
+from core.reply.surface import (
+    MessageRef,
+    PlatformLimits,
+    SurfaceBusy,
+    SurfaceError,
+    SurfaceRateLimited,
+    ToolStep,
+)
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
@@ -103,6 +110,7 @@ class Capabilities:
 
     native_streaming: bool
     thread_status: bool = True
+    task_cards: bool = True  # tool steps as task_update chunks of the open stream
 
 
 class SlackSurface:
@@ -214,6 +222,8 @@ class SlackSurface:
                 markdown_text=text,
                 recipient_team_id=self._team_id,
                 recipient_user_id=self._user_id,
+                # Fixed when a stream starts: tool steps, if any come, show as a timeline of cards.
+                task_display_mode="timeline",
             )
         except SlackApiError as error:
             if is_rate_limited(error):
@@ -258,6 +268,28 @@ class SlackSurface:
     async def _stop_streams(self) -> None:
         for ts in list(self._streams):
             await self._stop_stream(ts)
+
+    # --- tool steps as native task cards -------------------------------------------------------------
+
+    async def show_step(self, step: ToolStep) -> bool:
+        """The step as a task card of the stream open now; False (the core shows it instead) when no
+        stream is open, the budget has no room, or the workspace refuses task cards."""
+        ts = next(reversed(self._streams), None) if self._capabilities.task_cards else None
+        if ts is None or not await self._draw("chat.appendStream"):
+            return False
+        card: dict[str, Any] = {"type": "task_update", "id": step.id, "title": step.title}
+        card["status"] = {"running": "in_progress", "done": "complete", "failed": "error"}[step.status]
+        if step.detail:
+            card["output"] = step.detail
+        if step.sources:
+            card["sources"] = [{"type": "url", "url": url, "text": url} for url in step.sources]
+        try:
+            await self._client.chat_appendStream(channel=self._channel, ts=ts, chunks=[card])
+        except SlackApiError as error:
+            log.info("task cards refused (%s); tool steps go in the status line", error_code(error))
+            self._capabilities.task_cards = False
+            return False
+        return True
 
     # --- confirmations (`core.tools.confirm`) ---------------------------------------------------------
 

@@ -370,15 +370,16 @@ class ReplyStreamer:
         """A tool call started, finished or failed (see `ToolStep`); never raises for the surface."""
         if step.status == "done":
             self._sources.extend(url for url in step.sources if url not in self._sources)
-        if self._step_sink is None:
-            self._steps[step.id] = step
-            self._ensure_pump()
-            self._changed.set()
-            return
-        try:
-            await self._step_sink(step)
-        except Exception:
-            log.exception("reply surface failed to show a step")
+        if self._step_sink is not None:
+            try:
+                if await self._step_sink(step):
+                    return
+            except Exception:
+                log.exception("reply surface failed to show a step")
+        # No native cards here (or not now, e.g. no stream open): the core shows the step itself.
+        self._steps[step.id] = step
+        self._ensure_pump()
+        self._changed.set()
 
     # --- confirmations and search: optional capabilities the tool loop reaches through here ------
 

@@ -80,9 +80,10 @@ class ReplySurface(Protocol):
 
     - `show_reasoning(text: str) -> None`, where the platform can show the model's reasoning as it
       arrives (a terminal prints it dimmed); the streamer hands it every fragment.
-    - `async show_step(step: ToolStep) -> None`, where the platform has native progress cards (Slack's
-      task cards): called with each step "running", then again with the same `id` "done" or "failed".
-      Without it the streamer shows steps itself, in the thinking line or the status.
+    - `async show_step(step: ToolStep) -> bool`, where the platform has native progress cards (Slack's
+      task cards): called with each step "running", then again with the same `id` "done" or "failed";
+      False when it could not show this one (no stream open, the workspace refused the cards). Without
+      it, or on False, the streamer shows the step itself, in the thinking line or the status.
     - `async ask_confirmation(pending: PendingConfirmation) -> bool` and
       `async show_decision(request: ConfirmationRequest, decision: Decision) -> None`: buttons before a
       tool with side effects runs (see `core.tools.confirm` for the call order). Without them such

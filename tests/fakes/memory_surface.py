@@ -169,8 +169,9 @@ class ToolSurface(MemorySurface):
         self.question_shown = asyncio.Event()
         self._clicks = list(clicks or [])
 
-    async def show_step(self, step: ToolStep) -> None:
+    async def show_step(self, step: ToolStep) -> bool:
         self.steps.append(step)
+        return True
 
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         self.asked.append(pending.request)

@@ -114,6 +114,7 @@ class Message:
     thread_ts: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)  # e.g. a shared message
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task cards of a stream, by id
     subtype: str | None = None
     markdown: bool = False  # posted with markdown_text
     streaming: bool = False
@@ -180,6 +181,7 @@ class FakeSlack:
         self.stream_ttl_s = stream_ttl_s
         self.scopes: set[str] = set(DEFAULT_SCOPES)
         self.streaming_refusal: str | None = None  # e.g. "feature_not_enabled": chat.startStream refuses
+        self.task_cards_refusal: str | None = None  # e.g. "invalid_chunks": task_update chunks refused
         self.status_refusal: str | None = None  # assistant.threads.setStatus refuses with this error
         self.echo_events = True  # the bot's own posts and edits come back as events, like in Slack
         self.auto_retry = True  # unacknowledged events are redelivered
@@ -736,6 +738,13 @@ class FakeSlack:
 
     def _m_chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, message = self._streaming_message(args)
+        for chunk in args.get("chunks") or []:
+            if chunk.get("type") == "task_update":
+                if self.task_cards_refusal:
+                    raise SlackError(self.task_cards_refusal)
+                if chunk.get("status") not in ("pending", "in_progress", "complete", "error"):
+                    raise SlackError("invalid_chunks", detail=f"bad task status {chunk.get('status')!r}")
+                message.tasks[str(chunk["id"])] = chunk
         message.text += _stream_text(args)
         if len(message.text) > MAX_TEXT:
             raise SlackError("msg_too_long")

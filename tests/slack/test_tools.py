@@ -66,3 +66,41 @@ def _question_or_none(slack: FakeSlack, channel: str) -> tuple[str, str] | None:
         return question(slack, channel)
     except AssertionError:
         return None
+
+
+async def test_tool_steps_are_native_task_cards_in_the_stream(
+    start_bot: StartBot, world: World, model_server
+):
+    bot = await start_bot()
+    model_server.enqueue(
+        # Written slowly enough that its stream is open when the tool runs.
+        tool_round(
+            tool_call("current_time", {}), content="Let me look at the clock.", chunk_chars=4, delay_s=0.1
+        ),
+        Script(content="It is late."),
+    )
+    prompt = await world.slack.post(world.alice, world.general, world.mention("what time is it?"))
+    await bot.idle()
+    [reply] = world.slack.bot_messages(world.general, thread_ts=prompt)
+    [card] = reply.tasks.values()
+    assert card["status"] == "complete" and card["title"] and card.get("output")
+    assert "It is late." in reply.text and not reply.streaming
+
+
+async def test_a_workspace_that_refuses_task_cards_is_not_asked_again_and_the_answer_goes_on(
+    start_bot: StartBot, world: World, model_server
+):
+    bot = await start_bot()
+    world.slack.task_cards_refusal = "invalid_chunks"
+    slow = {"chunk_chars": 4, "delay_s": 0.1}
+    model_server.enqueue(
+        tool_round(tool_call("current_time", {}), tool_call("current_time", {}), content="Checking.", **slow),
+        Script(content="It is late."),
+    )
+    prompt = await world.slack.post(world.alice, world.general, world.mention("what time is it?"))
+    await bot.idle()
+    [reply] = world.slack.bot_messages(world.general, thread_ts=prompt)
+    assert reply.tasks == {} and "It is late." in reply.text and "2 tool calls" in reply.text
+    carded = [c for c in world.slack.calls_to("chat.appendStream") if c.args.get("chunks")]
+    # Only the two calls' first cards were tried (at once); once refused, the core shows the steps.
+    assert carded and all(c.args["chunks"][0]["status"] == "in_progress" for c in carded)
