@@ -22,6 +22,7 @@ from bots.discord.bot import DiscordBot
 from bots.discord.commands import SeedCommandTree
 from bots.discord.conversation import (
     PLATFORM,
+    ChannelSearch,
     conversation_key,
     files_of,
     prompt_text,
@@ -248,7 +249,9 @@ class _DiscordMessage:
             attachments=attachments,
             history=history,
         )
+        assert self.client.user is not None
+        search = ChannelSearch(channel, self.client.user.id)
         surface = DiscordSurface(
-            channel, reply_to=reply_to, asker=author, questions=self.client.seed.questions
+            channel, reply_to=reply_to, asker=author, questions=self.client.seed.questions, search=search
         )
         return turn, surface

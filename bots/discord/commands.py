@@ -20,6 +20,7 @@ from bots.discord.attachments import DiscordAttachment
 from bots.discord.bot import DISCORD, DiscordBot
 from bots.discord.conversation import (
     PLATFORM,
+    ChannelSearch,
     conversation_key,
     history_message,
     settings_channel,
@@ -132,7 +133,13 @@ async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
         channel = interaction.client.get_partial_messageable(
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
-    surface = InteractionSurface(interaction, fallback_channel=channel, questions=_bot(interaction).questions)
+    assert interaction.client.user is not None
+    surface = InteractionSurface(
+        interaction,
+        fallback_channel=channel,
+        questions=_bot(interaction).questions,
+        search=ChannelSearch(channel, interaction.client.user.id),
+    )
     await _bot(interaction).service.answer(turn, surface)
 
 

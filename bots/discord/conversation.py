@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import discord
 
 from bots.discord.attachments import attachment_sources
 from core.media.download import Downloads
 from core.models import ConversationKey, HistoryMessage
+from core.tools.base import FoundMessage, SearchUnavailable
 
 PLATFORM = "discord"
 DM_WORKSPACE = "@me"
 # Replies followed up the chain when the store does not know them (each one is an API call).
+# Messages a conversation search reads back at most (Discord pages them by 100).
+SEARCH_DEPTH = 500
 REPLY_CHAIN_LIMIT = 12
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -121,3 +125,29 @@ async def reply_chain(
         found.append(history_message(parent, client.user.id, downloads))
         current = parent
     return None, found[::-1]
+
+
+class ChannelSearch:
+    """The `search_conversation` tool's reach on Discord: the channel or thread the question was asked
+    in, never another one the asker may not see."""
+
+    def __init__(self, channel: discord.abc.Messageable, bot_id: int) -> None:
+        self._channel, self._bot_id = channel, bot_id
+
+    async def search(self, query: str | None, since: datetime | None, limit: int) -> list[FoundMessage]:
+        found = []
+        try:
+            async for message in self._channel.history(limit=SEARCH_DEPTH, after=since, oldest_first=False):
+                text = with_forwards(message, prompt_text(message, self._bot_id))
+                if query and query.lower() not in text.lower():
+                    continue
+                found.append(
+                    FoundMessage(message.author.display_name, message.created_at, text, message.jump_url)
+                )
+                if len(found) >= limit:
+                    break
+        except discord.HTTPException as error:
+            raise SearchUnavailable(
+                f"Discord would not show this channel's history ({error.status})."
+            ) from None
+        return found

@@ -18,6 +18,7 @@ import discord
 
 from bots.discord.questions import DiscordQuestions
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,11 @@ class DiscordSurface:
         reply_to: discord.Message | None,
         asker: discord.abc.Snowflake | None,
         questions: DiscordQuestions | None = None,
+        search: ConversationSearch | None = None,
     ):
         self._channel = channel
         self._questions = questions
+        self.conversation_search = search  # what the search_conversation tool may read
         self._previous = reply_to.to_reference(fail_if_not_exists=False) if reply_to is not None else None
         # Only the reply to the asker's own message pings them; continuations reply to the bot itself.
         # Edits repeat what the post allowed, so an edit never adds a ping.
@@ -171,10 +174,12 @@ class InteractionSurface:
         *,
         fallback_channel: discord.abc.Messageable,
         questions: DiscordQuestions | None = None,
+        search: ConversationSearch | None = None,
     ):
         self._interaction = interaction
         self._fallback_channel = fallback_channel
         self._questions = questions
+        self.conversation_search = search
         # The interaction response pings nobody: the asker already sees it as the answer to their command.
         self._mentions = allowed_mentions(interaction.user, replied_user=False)
         self._original: int | None = None

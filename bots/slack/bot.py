@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bots.slack.api import error_code, web_client
-from bots.slack.conversation import PLATFORM, People, is_dm
+from bots.slack.conversation import PLATFORM, ChannelSearch, People, is_dm
 from bots.slack.files import SlackFiles
 from bots.slack.questions import SlackQuestions
 from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface, paced
@@ -110,6 +110,13 @@ class SlackBot:
             team_id=self.identity.team_id,
             user_id=user,
             questions=self.questions,
+            search=ChannelSearch(
+                self.reads,
+                channel=channel,
+                thread_ts=thread_ts,
+                bot_user_id=self.identity.bot_user_id,
+                people=self.people,
+            ),
         )
 
     async def tell(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:

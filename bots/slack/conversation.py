@@ -12,14 +12,16 @@ import html
 import logging
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.api import error_code
+from bots.slack.api import busy_note, error_code
 from bots.slack.files import SlackFiles
 from core.models import ConversationKey, HistoryMessage
+from core.tools.base import FoundMessage, SearchUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +182,46 @@ async def thread_context(
         )
         return []
     return [await history_message(m, bot_user_id=bot_user_id, people=people, files=files) for m in earlier]
+
+
+class ChannelSearch:
+    """The `search_conversation` tool's reach on Slack: the thread the question was asked in (or the
+    channel, for a question outside a thread), never another conversation the asker may not see."""
+
+    def __init__(
+        self, client: AsyncWebClient, *, channel: str, thread_ts: str | None, bot_user_id: str, people: People
+    ) -> None:
+        self._client, self._channel, self._thread_ts = client, channel, thread_ts
+        self._bot_user_id, self._people = bot_user_id, people
+
+    async def search(self, query: str | None, since: datetime | None, limit: int) -> list[FoundMessage]:
+        oldest = since.timestamp() if since is not None else 0.0
+        try:
+            if self._thread_ts:
+                messages = await read_thread(
+                    self._client,
+                    channel=self._channel,
+                    thread_ts=self._thread_ts,
+                    keep=THREAD_FETCH_LIMIT * THREAD_FETCH_PAGES,
+                )
+            else:
+                response = await self._client.conversations_history(
+                    channel=self._channel, limit=THREAD_FETCH_LIMIT, oldest=str(oldest)
+                )
+                messages = list(reversed(response.get("messages") or []))
+        except SlackApiError as error:
+            reason = busy_note(error) or f"Slack would not show this conversation ({error_code(error)})."
+            raise SearchUnavailable(reason) from None
+        found = []
+        for message in reversed(messages):  # newest first
+            if float(message.get("ts") or 0) < oldest:
+                continue
+            text = await readable_text(str(message.get("text") or ""), self._bot_user_id, self._people)
+            if query and query.lower() not in text.lower():
+                continue
+            user = str(message.get("user") or message.get("bot_id") or "someone")
+            author = "Seed" if user == self._bot_user_id else await self._people.name(user)
+            found.append(FoundMessage(author, datetime.fromtimestamp(float(message["ts"]), UTC), text))
+            if len(found) >= limit:
+                break
+        return found

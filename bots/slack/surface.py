@@ -46,6 +46,7 @@ from core.reply.surface import (
     SurfaceRateLimited,
     ToolStep,
 )
+from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,11 @@ class SlackSurface:
         team_id: str,
         user_id: str,
         questions: SlackQuestions,
+        search: ConversationSearch | None = None,
     ):
         self._client = client
         self._questions = questions
+        self.conversation_search = search  # what the search_conversation tool may read
         self._capabilities = capabilities
         self._channel = channel
         self._thread_ts = thread_ts

@@ -30,11 +30,16 @@ class FoundMessage:
     link: str | None = None
 
 
+class SearchUnavailable(Exception):
+    """The platform would not show the conversation; `str()` says why, for the model."""
+
+
 class ConversationSearch(Protocol):
     """Searching the current conversation's channel; implemented by each platform adapter."""
 
     async def search(self, query: str | None, since: datetime | None, limit: int) -> list[FoundMessage]:
-        """Messages matching `query` (None: any) posted at or after `since` (None: any time), newest first."""
+        """Messages matching `query` (None: any) posted at or after `since` (None: any time), newest first.
+        Raises SearchUnavailable when the platform will not show them."""
         ...
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.tools.base import FoundMessage, Tool, ToolContext, ToolResult
+from core.tools.base import FoundMessage, SearchUnavailable, Tool, ToolContext, ToolResult
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -78,7 +78,10 @@ class SearchConversation(Tool):
         if not isinstance(limit, int) or isinstance(limit, bool):
             return ToolResult.error(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
         limit = max(1, min(limit, MAX_LIMIT))
-        found = await search.search(query, since, limit)
+        try:
+            found = await search.search(query, since, limit)
+        except SearchUnavailable as unavailable:
+            return ToolResult.error(str(unavailable), summary="Could not read this channel")
         about = f" for {query!r}" if query else ""
         if since is not None:
             about += f" since {since.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"

@@ -64,3 +64,20 @@ async def test_a_declined_tool_is_not_run(
     assert "Declined by" in api.messages[int(asked["id"])]["content"]
     tool_result = [m for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
     assert "declined" in tool_result[0]["content"]
+
+
+async def test_conversation_search_reads_this_channel_only(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot()
+    await api.user_message(world.random, world.bob, "deploy secret plans elsewhere")
+    await api.user_message(world.general, world.bob, "deploy went out at noon")
+    await api.user_message(world.general, world.bob, "lunch?")
+    model_server.enqueue(
+        tool_round(tool_call("search_conversation", {"query": "deploy"})), Script(content="At noon.")
+    )
+    await api.user_message(world.general, world.alice, world.mention("when was the deploy?"))
+    await wait_answer(api, world.general, "At noon.")
+    [found] = [m["content"] for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert "deploy went out at noon" in found and "lunch" not in found and "secret plans" not in found

@@ -104,3 +104,17 @@ async def test_a_workspace_that_refuses_task_cards_is_not_asked_again_and_the_an
     carded = [c for c in world.slack.calls_to("chat.appendStream") if c.args.get("chunks")]
     # Only the two calls' first cards were tried (at once); once refused, the core shows the steps.
     assert carded and all(c.args["chunks"][0]["status"] == "in_progress" for c in carded)
+
+
+async def test_conversation_search_reads_this_thread_only(start_bot: StartBot, world: World, model_server):
+    bot = await start_bot()
+    await world.slack.post(world.bob, world.random, "deploy secret plans elsewhere")  # another channel
+    root = await world.slack.post(world.bob, world.general, "deploy went out at noon")
+    await world.slack.post(world.bob, world.general, "lunch?", thread_ts=root)
+    model_server.enqueue(
+        tool_round(tool_call("search_conversation", {"query": "deploy"})), Script(content="At noon.")
+    )
+    await world.slack.post(world.alice, world.general, world.mention("when was the deploy?"), thread_ts=root)
+    await bot.idle()
+    [found] = [m["content"] for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert "deploy went out at noon" in found and "lunch" not in found and "secret plans" not in found
