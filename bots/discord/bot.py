@@ -9,7 +9,7 @@ from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
 from core.config import Settings
 from core.service import ChatService
 
-OFFERED = frozenset({"ask", "effort", "cost", "summarize", "budget", "prompt", "forget", "help"})
+OFFERED = frozenset({"ask", "effort", "cost", "summarize", "budget", "prompt", "tools", "forget", "help"})
 MENU = CommandSpec("menu", "", "summarize that message and its attachments")
 
 

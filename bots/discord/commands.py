@@ -32,6 +32,7 @@ from core.commands import (
     BUDGET_KINDS,
     DEFAULT_SUMMARY_MESSAGES,
     MAX_SUMMARY_MESSAGES,
+    BadArguments,
     Budget,
     Caller,
     Cost,
@@ -41,6 +42,7 @@ from core.commands import (
     Prompt,
     ReplyCommand,
     Summarize,
+    Tools,
     run_command,
 )
 from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
@@ -70,7 +72,18 @@ def _bot(interaction: discord.Interaction) -> DiscordBot:
 class SeedCommandTree(app_commands.CommandTree[discord.Client]):
     def __init__(self, client: discord.Client) -> None:
         super().__init__(client)
-        for command in (ask, effort, cost, summarize, budget, prompt, forget, help_, summarize_message):
+        for command in (
+            ask,
+            effort,
+            cost,
+            summarize,
+            budget,
+            prompt,
+            tools,
+            forget,
+            help_,
+            summarize_message,
+        ):
             self.add_command(command)
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
@@ -214,6 +227,24 @@ async def prompt(interaction: discord.Interaction, text: str | None = None) -> N
 @app_commands.command(name="forget", description="Delete everything Seed has stored about you")
 async def forget(interaction: discord.Interaction) -> None:
     await _reply(interaction, Forget())
+
+
+@app_commands.command(name="tools", description="List the tools Seed may use here, or switch one (admins)")
+@app_commands.describe(
+    action="List them, or switch one on or off", name="The tool, as the list names it", scope="Where"
+)
+async def tools(
+    interaction: discord.Interaction,
+    action: Literal["list", "enable", "disable"] = "list",
+    name: str | None = None,
+    scope: Literal["channel", "server"] = "channel",
+) -> None:
+    try:
+        command = Tools(action, name, "workspace" if scope == "server" else "channel")
+    except BadArguments as bad:
+        await interaction.response.send_message(str(bad), ephemeral=True)
+        return
+    await _reply(interaction, command)
 
 
 @app_commands.command(name="help", description="What Seed can do")

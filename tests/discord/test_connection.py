@@ -15,7 +15,7 @@ from tests.discord.conftest import StartBot, World
 from tests.fakes.discord import APPLICATION_ID, FakeDiscord
 from tests.fakes.discord_gateway import DIRECT_MESSAGES, GUILD_MESSAGES, GUILDS, MESSAGE_CONTENT
 
-COMMANDS = {"ask", "effort", "cost", "summarize", "forget", "help", "Summarize", "budget", "prompt"}
+COMMANDS = {"ask", "effort", "cost", "summarize", "forget", "help", "Summarize", "budget", "prompt", "tools"}
 VIEW, SEND, HISTORY, SEND_IN_THREADS, CREATE_PUBLIC_THREADS = 1 << 10, 1 << 11, 1 << 16, 1 << 38, 1 << 35
 
 

@@ -81,3 +81,25 @@ async def test_conversation_search_reads_this_channel_only(
     await wait_answer(api, world.general, "At noon.")
     [found] = [m["content"] for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
     assert "deploy went out at noon" in found and "lunch" not in found and "secret plans" not in found
+
+
+async def test_tools_lists_them_and_admins_switch_one_off_for_the_channel(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    from tests.discord.test_commands import command_reply, option
+
+    await start_bot(discord_guild_ids=world.guild["id"])
+    listed = await command_reply(world, world.alice, "tools")
+    assert "fetch_url" in listed and "current_time" in listed
+    assert "Only admins" in await command_reply(
+        world, world.alice, "tools", option("action", "disable"), option("name", "fetch_url")
+    )
+    switched = await command_reply(
+        world, world.boss, "tools", option("action", "disable"), option("name", "fetch_url")
+    )
+    assert "fetch_url" in switched
+    model_server.enqueue(Script(content="ok"))
+    await world.api.user_message(world.general, world.alice, world.mention("hello"))
+    await wait_answer(world.api, world.general, "ok")
+    offered = [tool["function"]["name"] for tool in model_server.requests[-1].body.get("tools", [])]
+    assert "fetch_url" not in offered and "current_time" in offered
