@@ -111,6 +111,10 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
                     http.add_readiness_detail(f"{name}_shards", runner.shard_readiness)
             await http.start()
         await service.join_instances(coordinated=settings.redis_url is not None)
+        if http is not None and service.stops is not None:
+            # Shown, not required: without Redis an instance still answers, pacing and stopping alone.
+            stops = service.stops
+            http.add_readiness_detail("redis", lambda: {"stops": stops.listening.is_set()})
         for name, runner in runners.items():
             await runner.start()
             log.info("%s connected", name)

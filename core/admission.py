@@ -104,7 +104,7 @@ class Admission:
         if not await self.claim(arrival.platform, arrival.event_id):
             return None  # delivered before (a second event for one message, a redelivery)
         key = await asker.conversation()
-        if key is not None and is_stop_request(arrival.text) and self.service.stop_conversation(key):
+        if key is not None and is_stop_request(arrival.text) and await self.service.stop_anywhere(key):
             return None  # "stop" while an answer is being written there ends it; nothing to answer
         prepared = await asker.turn()
         if prepared is None:

@@ -34,6 +34,7 @@ from core.reply.pacing import PacerRegistry
 from core.reply.split import close_fence, split_message
 from core.reply.streamer import ReplyStreamer
 from core.reply.surface import PlatformLimits, ReplySurface
+from core.stops import Stop, StopFanout
 from core.store import Store, apply_retention, open_store
 from core.store.base import StoredMessage
 from core.tools.base import Tool
@@ -115,6 +116,8 @@ class ChatService:
         # How each platform fixes an interrupted reply in chat, for replies taken over later.
         self._repairers: dict[str, tuple[PlatformLimits, ShowInterrupted]] = {}
         self.instance: Instance | None = None  # set by `join_instances` (`seedbot run` only)
+        self.stops: StopFanout | None = None  # stops shared with the other instances (REDIS_URL)
+        self._publishing: set[asyncio.Task[None]] = set()
         self.draining = False
 
     @classmethod
@@ -136,6 +139,9 @@ class ChatService:
         that died (see `keep_instance`)."""
         self.instance = Instance(self.store, coordinated=coordinated)
         await self.instance.join()
+        if self.settings.redis_url is not None:
+            self.stops = StopFanout(self.settings.redis_url.get_secret_value(), self._stop_here)
+            self.stops.start()
         self._recovered += await self.store.recover_streaming(self.instance.id)
 
     async def keep_instance(self) -> None:
@@ -184,6 +190,9 @@ class ChatService:
     async def close(self) -> None:
         if self.instance is not None:
             await self.instance.leave()
+        if self.stops is not None:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
+            await self.stops.close()
         await self.mcp.aclose()
         await self.client.aclose()
         await self.downloads.aclose()
@@ -212,20 +221,46 @@ class ChatService:
     # --- stopping ---------------------------------------------------------------------------------------
 
     def stop(self, platform: str, prompt_message_id: str) -> bool:
-        """Cancel the answer to that prompt, or drop it if it is still waiting its turn."""
-        flight = self._by_prompt.get((platform, prompt_message_id))
-        if flight is None or flight.stopped:
-            return False
-        flight.cancel()
-        return True
+        """Cancel the answer to that prompt, or drop it if it is still waiting its turn. Not answered
+        here: the other instances are told (with REDIS_URL). True if it was stopped here."""
+        stopped = self._stop_here(Stop(platform, message_id=prompt_message_id))
+        if not stopped:
+            self._tell_others(Stop(platform, message_id=prompt_message_id))
+        return stopped
 
     def stop_conversation(self, key: ConversationKey) -> bool:
         """Someone asked the bot to stop in this conversation: end what it is writing there and drop
-        what is waiting. False if it was not answering there."""
-        flights = [flight for flight in self._flights if flight.key == key and not flight.stopped]
+        what is waiting. False if it was not answering there (in this process)."""
+        return self._stop_here(Stop(key.platform, key=key))
+
+    async def stop_anywhere(self, key: ConversationKey) -> bool:
+        """`stop_conversation` on whichever instance is answering there: False when none is (so the
+        "stop" is an ordinary message)."""
+        if self.stop_conversation(key):
+            return True
+        if self.stops is None:
+            return False
+        recent = await self.store.conversation(key, limit=3)
+        if not any(message.role == "assistant" and message.status == "streaming" for message in recent):
+            return False
+        self._tell_others(Stop(key.platform, key=key))
+        return True
+
+    def _stop_here(self, stop: Stop) -> bool:
+        if stop.key is not None:
+            flights = [flight for flight in self._flights if flight.key == stop.key and not flight.stopped]
+        else:
+            flight = self._by_prompt.get((stop.platform, stop.message_id or ""))
+            flights = [flight] if flight is not None and not flight.stopped else []
         for flight in flights:
             flight.cancel()
         return bool(flights)
+
+    def _tell_others(self, stop: Stop) -> None:
+        if self.stops is not None:
+            task = asyncio.create_task(self.stops.publish(stop), name="stop-publish")
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
 
     # --- crash recovery ---------------------------------------------------------------------------------
 
