@@ -22,6 +22,8 @@ from core.access import Allowlist, Place
 from core.models import ConversationKey, Platform, Turn
 from core.prompts import is_stop_request
 from core.reply.surface import ReplySurface
+from core.store import StoreError
+from core.store.base import STORAGE_UNAVAILABLE
 
 if TYPE_CHECKING:
     from core.answer import AnswerOutcome
@@ -95,7 +97,16 @@ class Admission:
         self._deleted = _Bounded(REMEMBERED_DELETIONS)
 
     async def admit(self, arrival: Arrival, asker: Asker) -> AnswerOutcome | None:
-        """Take one message through every step; the answer's outcome, or None when it got none."""
+        """Take one message through every step; the answer's outcome, or None when it got none. With
+        the database away, the person is told to try again shortly (nothing is claimed or lost)."""
+        try:
+            return await self._admit(arrival, asker)
+        except StoreError as error:
+            log.warning("a message was not answered: %s", error)
+            await asker.tell(STORAGE_UNAVAILABLE)
+            return None
+
+    async def _admit(self, arrival: Arrival, asker: Asker) -> AnswerOutcome | None:
         if not await self._addressed(arrival):
             return None
         if not self.allowlist.allows(arrival.where, admin=arrival.admin):

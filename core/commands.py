@@ -17,6 +17,7 @@ adapter reads the platform's history for that range and hands it to `ChatService
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -26,10 +27,20 @@ from core.costs import PERIODS, REPORT_SCOPES, Labeller, Period, ReportScope, co
 from core.models import ConversationKey, HistoryMessage, Platform, SummaryKind
 from core.money import format_limit
 from core.preferences import disabled_tools_for, effort_for, system_prompt_for
-from core.store.base import NO_TOOLS, TOOLS_DISABLED, BudgetKind, SettingError, tool_names
+from core.store.base import (
+    NO_TOOLS,
+    STORAGE_UNAVAILABLE,
+    TOOLS_DISABLED,
+    BudgetKind,
+    SettingError,
+    StoreError,
+    tool_names,
+)
 
 if TYPE_CHECKING:
     from core.service import ChatService
+
+log = logging.getLogger("seedbot.commands")
 
 EffortLevel = Literal["low", "medium", "high", "default"]
 SettingScope = Literal["user", "channel", "workspace"]
@@ -378,7 +389,15 @@ def _parse_summarize(words: list[str]) -> Summarize:
 
 async def run_command(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
     """Do what `command` asks for `caller` and say what happened, in the dialect's markup; a `Refusal`
-    when it changed nothing because it was not allowed or a value was bad."""
+    when it changed nothing because it was not allowed, a value was bad, or the database is away."""
+    try:
+        return await _run(service, caller, command, dialect)
+    except StoreError as error:
+        log.warning("command %s not run: %s", type(command).__name__, error)
+        return Refusal(STORAGE_UNAVAILABLE)
+
+
+async def _run(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
     match command:
         case Effort():
             return await _effort(service, caller, command, dialect)

@@ -36,7 +36,7 @@ from core.reply.streamer import ReplyStreamer
 from core.reply.surface import PlatformLimits, ReplySurface
 from core.stops import Stop, StopFanout
 from core.store import Store, apply_retention, open_store
-from core.store.base import StoredMessage
+from core.store.base import STORAGE_UNAVAILABLE, StoredMessage, StoreError
 from core.tools.base import Tool
 from core.tools.builtin import builtin_tools
 from core.tools.mcp import McpManager
@@ -335,8 +335,14 @@ class ChatService:
                 if flight.stopped:
                     return AnswerOutcome("stopped")
                 return await Answer(self, turn, streamer, flight).run()
+        except StoreError as error:
+            # The database went away: what the reply shows stays; one not yet written says so.
+            log.warning("answer ended without the database: %s", error, extra={"platform": platform})
+            if not streamer.finished:
+                await streamer.finish("error", error=STORAGE_UNAVAILABLE)
+            return AnswerOutcome("error", STORAGE_UNAVAILABLE)
         except Exception:
-            # A bug or a broken database must not take the adapter down with it; the log has the details.
+            # A bug must not take the adapter down with it; the log has the details.
             log.exception("answer failed", extra={"platform": platform})
             return AnswerOutcome("error")
         finally:

@@ -149,6 +149,7 @@ class ReplyStreamer:
         self._closing = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._closed = False
+        self.finished = False  # the final text was written (or tried until the deadline)
         self._reasoning_sink = getattr(surface, "show_reasoning", None)
         # Told of every message the reply posts, the moment it exists (so a crash can always be repaired).
         self.on_posted: Callable[[MessageRef], Awaitable[None]] | None = None
@@ -247,6 +248,7 @@ class ReplyStreamer:
             await self._set_status(None)
         if failure:
             log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
+        self.finished = True
         return FinishResult(tuple(self._refs), failure is None, text, failure)
 
     # --- the pump: the only editor while the stream runs -------------------------------------------

@@ -53,6 +53,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# What people are told while the database does not answer (nothing they asked was lost or done).
+STORAGE_UNAVAILABLE = "Storage is unavailable right now; please try again shortly."
+
+
 class StoreError(Exception):
     """The database cannot do what was asked; `str()` is one printable line naming the cause."""
 

@@ -152,7 +152,14 @@ def describe_postgres_error(url: str, error: BaseException) -> str:
 
 
 # What talking to the server can raise; everything else is a bug and keeps its traceback.
-_DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# InternalClientError: a pooled connection the server cut (a restart, an outage) in the middle of use.
+_DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 class PostgresStore:
