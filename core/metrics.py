@@ -66,6 +66,13 @@ class Metrics:
         self._refusals = Counter(
             "budget_refusals", "Requests refused by a budget", ["platform"], namespace=ns, registry=reg
         )
+        self._instance = Gauge(
+            "instance",
+            "This process's instance id (1), to tell instances apart",
+            ["instance"],
+            namespace=ns,
+            registry=reg,
+        )
         self._takeovers = Counter(
             "takeovers",
             "Streaming replies taken over from instances whose lease expired",
@@ -135,6 +142,9 @@ class Metrics:
 
     def retry(self) -> None:
         self._retries.inc()
+
+    def running_as(self, instance: str) -> None:
+        self._instance.labels(instance).set(1)
 
     def takeover(self, replies: int) -> None:
         self._takeovers.inc(replies)

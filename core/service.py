@@ -139,6 +139,7 @@ class ChatService:
         that died (see `keep_instance`)."""
         self.instance = Instance(self.store, coordinated=coordinated)
         await self.instance.join()
+        self.metrics.running_as(self.instance.id)
         if self.settings.redis_url is not None:
             self.stops = StopFanout(self.settings.redis_url.get_secret_value(), self._stop_here)
             self.stops.start()

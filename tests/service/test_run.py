@@ -153,6 +153,7 @@ async def test_answers_on_discord_and_serves_health_readiness_and_metrics(
             metrics = (await client.get(f"{base}/metrics")).text
         assert 'seedbot_requests_total{outcome="complete",platform="discord"} 1.0' in metrics
         assert "seedbot_cost_usd_total 0.002" in metrics
+        assert 'seedbot_instance{instance="' in metrics and "seedbot_takeovers_total 0.0" in metrics
         code, _ = await bot.terminate()
     assert code == 0
 
