@@ -11,10 +11,10 @@ from typing import Protocol, TextIO, runtime_checkable
 
 from bots.http import HttpServer, readiness_from_probes, store_probe
 from bots.logs import configure_logging
+from bots.opening import open_service
 from bots.web.app import mount_console
 from core.config import Settings
 from core.service import ChatService
-from core.store import StoreError
 
 log = logging.getLogger("seedbot.run")
 
@@ -81,13 +81,8 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
     if problems or not names:
         print("\n".join(problems) if problems else NOTHING_CONFIGURED, file=err)
         return EXIT_CONFIG
-    if settings.aiml_api_key is None:
-        print("AIML_API_KEY is not set; create a key at https://aimlapi.com/app/keys", file=err)
-        return EXIT_CONFIG
-    try:
-        service = await ChatService.open(settings)
-    except StoreError as error:
-        print(f"database: {error}", file=err)
+    service = await open_service(settings, err)
+    if service is None:
         return EXIT_CONFIG
 
     http: HttpServer | None = None

@@ -57,15 +57,16 @@ class DiscordQuestions:
             f"🔧 **{request.tool_name}** wants to run with `{request.arguments_preview}`."
             f" Only <@{request.user_id}> can answer."
         )
+        self.open.add(pending)  # before it is shown: a press may come back before the send returns
         try:
             message = await channel.send(
                 text, view=_Buttons(request.request_id, self), allowed_mentions=QUIET
             )
         except discord.HTTPException as error:
             log.warning("confirmation not shown (%s %s)", error.status, error.text)
+            self.open.close(request.request_id)
             return False
         self._asked[request.request_id] = message
-        self.open.add(pending)
         return True
 
     async def decided(self, request: ConfirmationRequest, decision: Decision) -> None:

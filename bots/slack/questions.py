@@ -52,15 +52,16 @@ class SlackQuestions:
 
     async def ask(self, channel: str, thread_ts: str | None, pending: PendingConfirmation) -> bool:
         request = pending.request
+        self.open.add(pending)  # before it is shown: a click may come back before the post returns
         try:
             response = await self._client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=request.question, blocks=question_blocks(request)
             )
         except SlackApiError as error:
             log.warning("confirmation not shown in %s (%s)", channel, error_code(error))
+            self.open.close(request.request_id)
             return False
         self._posted[request.request_id] = (channel, str(response["ts"]))
-        self.open.add(pending)
         return True
 
     async def decided(self, request: ConfirmationRequest, decision: Decision) -> None:

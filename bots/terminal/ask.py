@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from bots.opening import open_service
 from bots.terminal.files import LocalFile, PipedInput
 from bots.terminal.surface import DIM, RESET, TerminalSurface
 from core.answer import AnswerOutcome
 from core.config import Settings
-from core.llm import errors
 from core.llm.types import ContentPart, Effort, ImagePart, ImageURL, VideoPart, VideoURL
 from core.models import ConversationKey, Turn
-from core.service import ChatService
-from core.store import StoreError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -58,13 +56,8 @@ async def ask(
 ) -> int:
     """One question. Standard input, when it is not a terminal (`git diff | seedbot ask "review
     this"`), comes along as one more file, sniffed by its bytes like any other."""
-    if settings.aiml_api_key is None:
-        print(errors.MissingAPIKey().describe(), file=err)
-        return EXIT_CONFIG
-    try:
-        service = await ChatService.open(settings)
-    except StoreError as error:
-        print(f"database: {error}", file=err)
+    service = await open_service(settings, err)
+    if service is None:
         return EXIT_CONFIG
     user = getpass.getuser()
     effort = effort or settings.default_effort

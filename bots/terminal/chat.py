@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bots.opening import open_service
 from bots.terminal.files import LocalFile
 from bots.terminal.lines import Lines, input_lines
 from bots.terminal.surface import ConfirmingSurface
@@ -31,7 +32,6 @@ from core.commands import (
 from core.config import Settings
 from core.models import AttachmentSource, ConversationKey, Turn
 from core.service import ChatService
-from core.store import StoreError
 
 EXIT_CONFIG = 3
 PLATFORM = "terminal"
@@ -125,10 +125,8 @@ class TerminalChat:
 
 
 async def chat(settings: Settings, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    try:
-        service = await ChatService.open(settings)
-    except StoreError as error:
-        print(f"database: {error}", file=sys.stderr)
+    service = await open_service(settings, sys.stderr, needs_api_key=False)  # errors are said per message
+    if service is None:
         return EXIT_CONFIG
     lines = input_lines(stdin)
     session = TerminalChat(service, lines, out=out)
