@@ -13,12 +13,14 @@ it) and the answers in flight (so a stop, a deleted prompt or a shutdown reaches
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.answer import Answer, AnswerOutcome, InFlight
 from core.config import ConfigError, Settings
+from core.conversation_locks import SharedLocks
 from core.coordination import bucket_store
 from core.costs import BudgetPolicy
 from core.instances import Instance
@@ -117,6 +119,7 @@ class ChatService:
         self._repairers: dict[str, tuple[PlatformLimits, ShowInterrupted]] = {}
         self.instance: Instance | None = None  # set by `join_instances` (`seedbot run` only)
         self.stops: StopFanout | None = None  # stops shared with the other instances (REDIS_URL)
+        self.shared_locks: SharedLocks | None = None  # conversations' order across instances (REDIS_URL)
         self._publishing: set[asyncio.Task[None]] = set()
         self.draining = False
 
@@ -141,8 +144,10 @@ class ChatService:
         await self.instance.join()
         self.metrics.running_as(self.instance.id)
         if self.settings.redis_url is not None:
-            self.stops = StopFanout(self.settings.redis_url.get_secret_value(), self._stop_here)
+            url = self.settings.redis_url.get_secret_value()
+            self.stops = StopFanout(url, self._stop_here)
             self.stops.start()
+            self.shared_locks = SharedLocks(url)
         self._recovered += await self.store.recover_streaming(self.instance.id)
 
     async def keep_instance(self) -> None:
@@ -194,6 +199,8 @@ class ChatService:
         if self.stops is not None:
             await asyncio.gather(*self._publishing, return_exceptions=True)
             await self.stops.close()
+        if self.shared_locks is not None:
+            await self.shared_locks.close()
         await self.mcp.aclose()
         await self.client.aclose()
         await self.downloads.aclose()
@@ -246,6 +253,11 @@ class ChatService:
             return False
         self._tell_others(Stop(key.platform, key=key))
         return True
+
+    def _turn_across_instances(self, key: ConversationKey) -> contextlib.AbstractAsyncContextManager[object]:
+        """The conversation's turn among all instances (with REDIS_URL); this process's order is
+        kept by `self._locks` either way."""
+        return self.shared_locks.hold(key) if self.shared_locks is not None else contextlib.nullcontext()
 
     def _stop_here(self, stop: Stop) -> bool:
         if stop.key is not None:
@@ -329,7 +341,7 @@ class ChatService:
                 # Admission claims nothing while draining: delivered again after the restart, it is answered.
                 await surface.post(DRAINING_MESSAGE)
                 return AnswerOutcome("refused", DRAINING_MESSAGE)
-            async with self._locks.hold(turn.key):
+            async with self._locks.hold(turn.key), self._turn_across_instances(turn.key):
                 if flight.shutdown:
                     await surface.post(DRAINING_MESSAGE)
                     return AnswerOutcome("interrupted", DRAINING_MESSAGE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis.asyncio as redis
 
 from core.access import Allowlist, Place
 from core.admission import Admission, Arrival
@@ -74,3 +75,28 @@ async def test_a_prompt_deleted_on_another_instance_stops_its_answer(two_instanc
 async def test_without_an_answer_anywhere_stop_is_an_ordinary_message(two_instances):
     _, two = two_instances
     assert await two.stop_anywhere(KEY) is False
+
+
+async def test_a_conversation_answers_one_turn_at_a_time_across_instances(two_instances, model_server):
+    one, two = two_instances
+    first, _ = await answering(one, model_server)  # streaming on the first instance
+    model_server.enqueue(Script(content="second answer"))
+    second = asyncio.create_task(
+        two.answer(Turn(KEY, "U2", "Bob", "and me?", message_id="p2"), MemorySurface(LIMITS))
+    )
+    await asyncio.sleep(0.3)
+    assert len(model_server.requests) == 1 and not second.done()  # the second waits its turn
+    one.stop("test", "p1")
+    assert (await asyncio.wait_for(first, 5)).status == "stopped"
+    assert (await asyncio.wait_for(second, 10)).status == "complete"
+    assert len(model_server.requests) == 2
+
+
+async def test_a_crashed_holder_does_not_block_the_conversation(two_instances, model_server):
+    _, two = two_instances
+    client = redis.from_url(REDIS)
+    lock = f"seedbot:turn:{KEY.platform}:{KEY.workspace}:{KEY.channel}:{KEY.thread}"
+    await client.set(lock, "999999", px=500)  # a holder that died without releasing
+    await client.aclose()
+    outcome = await asyncio.wait_for(two.answer(Turn(KEY, "U1", "Ann", "hi"), MemorySurface(LIMITS)), 10)
+    assert outcome.status == "complete"
