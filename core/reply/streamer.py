@@ -83,6 +83,7 @@ class ReplyStats:
     rate_limited: int = 0  # 429s the platform answered this reply
     first_token_at: float | None = None  # clock() when the first answer text arrived...
     first_visible_at: float | None = None  # ...and when the platform had it
+    streamed_chunks: int = 0  # reasoning and answer chunks received, every round (about a token each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,11 @@ class ReplyStreamer:
         self._steps: dict[str, ToolStep] = {}  # this round's steps, when the core shows them itself
         self._sources: list[str] = []
         self._new_round = False  # the next answer text starts a new paragraph
+        # What the answer is doing, for `activity`: this round's text has started, the tools running
+        # (step id -> tool), a confirmation question open.
+        self._answering = False
+        self._running: dict[str, str] = {}
+        self._confirming = False
 
     # --- what the service reads ------------------------------------------------------------------
 
@@ -164,6 +170,15 @@ class ReplyStreamer:
         """The messages posted so far (the first one exists soon after `begin()`), e.g. to record
         where a reply lives before it is finished, so a crash can be repaired."""
         return tuple(self._refs)
+
+    @property
+    def activity(self) -> str:
+        """What the answer is doing right now, in a few words (the console's Live page)."""
+        if self._confirming:
+            return "waiting for confirmation"
+        if self._running:
+            return "running " + ", ".join(sorted(set(self._running.values())))
+        return "answering" if self._answering else "thinking"
 
     # --- the three phases ------------------------------------------------------------------------
 
@@ -184,11 +199,14 @@ class ReplyStreamer:
         # Each stream reports its own finish and usage.
         self.finish_reason, self.usage, self.cost = None, None, None
         self._new_round = bool(self._chunks)
+        self._answering = False
         self._ensure_pump()
         try:
             async for event in events:
                 match event:
                     case ContentDelta(text=text) if text:
+                        self.stats.streamed_chunks += 1
+                        self._answering = True
                         if not self._chunks:
                             self.stats.first_token_at = self._clock()
                         if self._new_round:
@@ -199,6 +217,7 @@ class ReplyStreamer:
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
+                        self.stats.streamed_chunks += bool(text)
                         if self._reasoning_sink is not None and self._show_reasoning:
                             self._reasoning_sink(text)
                         self._reasoning_tail = (self._reasoning_tail + text)[-2 * self._excerpt_chars :]
@@ -358,6 +377,10 @@ class ReplyStreamer:
 
     async def show_step(self, step: ToolStep) -> None:
         """A tool call started, finished or failed (see `ToolStep`); never raises for the surface."""
+        if step.status == "running":
+            self._running[step.id] = step.tool or step.title
+        else:
+            self._running.pop(step.id, None)
         if step.status == "done":
             self._sources.extend(url for url in step.sources if url not in self._sources)
         if self._step_sink is None:
@@ -379,13 +402,15 @@ class ReplyStreamer:
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         """Show a confirmation question (see `core.tools.confirm`); False when it could not be shown."""
         try:
-            return bool(await self._surface.ask_confirmation(pending))  # type: ignore[attr-defined]
+            self._confirming = bool(await self._surface.ask_confirmation(pending))  # type: ignore[attr-defined]
         except Exception:
             log.exception("reply surface failed to ask for a confirmation")
             return False
+        return self._confirming
 
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         """Let the surface say how a confirmation ended; never raises for the surface."""
+        self._confirming = False
         show = getattr(self._surface, "show_decision", None)
         if show is None:
             return

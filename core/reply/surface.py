@@ -47,6 +47,7 @@ class ToolStep:
     status: StepStatus
     detail: str = ""  # what came back or why it failed, e.g. "Fetched example.com (12 KB)"
     sources: tuple[str, ...] = ()  # URLs the result came from (fetched pages)
+    tool: str = ""  # the tool's name, e.g. "fetch_url"
 
 
 class SurfaceRateLimited(Exception):

@@ -318,4 +318,4 @@ async def test_the_live_page_lists_answers_refreshes_itself_and_stops_one(
 async def test_without_a_pipeline_the_live_page_says_nothing_can_be_listed(client: httpx.AsyncClient) -> None:
     await logged_in(client)
     page = (await client.get("/admin/live")).text
-    assert "does not report its answers in flight" in page
+    assert "runs without an answer pipeline" in page
