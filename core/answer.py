@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.context import ContextTooLarge, NewTurn, assemble_context, estimate_message_tokens
 from core.costs import call_cost, worst_case_cost
+from core.feedback import FeedbackSubject
 from core.history import gather_history
 from core.llm import errors
 from core.llm.types import ChatRequest, CompletionResult, Cost, Message, TextPart, Usage
@@ -274,6 +275,10 @@ class Answer:
             self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes, warning=warning)
         )
         await self._record(reply_id, outcome, result, usd, finished)
+        if outcome == "complete" and finished.delivered and finished.refs:
+            await self.streamer.offer_feedback(
+                FeedbackSubject(reply_id, effort, self.tool_calls, usd, finished.refs[-1], finished.shown[-1])
+            )
         return AnswerOutcome(
             outcome,
             result.content,

@@ -25,7 +25,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code, is_rate_limited, platform_errors, retry_after, surface_error
+from bots.slack.feedback import feedback_block
 from bots.slack.questions import SlackQuestions
+from core.feedback import FeedbackSubject
 from core.reply.split import close_fence, split_message
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
@@ -134,6 +136,18 @@ class SlackSurface:
     async def close(self) -> None:
         """End any native stream still open (the streamer has written its final text by now)."""
         await self._stop_streams()
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        """👍 / 👎 under the finished answer: its last message again, with the buttons, in one chat.update."""
+        await self._stop_streams()  # a message still streaming cannot be updated
+        text = defuse_mentions(subject.text)
+        async with platform_errors():
+            await self._client.chat_update(
+                channel=self._channel,
+                ts=subject.message.id,
+                text=text,
+                blocks=[markdown_block(text), feedback_block(subject)],
+            )
 
     # --- native streaming ------------------------------------------------------------------------
 

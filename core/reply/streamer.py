@@ -36,6 +36,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.feedback import FeedbackSubject
 from core.llm.errors import ModelAPIError
 from core.llm.types import (
     ContentDelta,
@@ -74,6 +75,7 @@ class FinishResult:
     delivered: bool  # False: the final text could not be shown (log it and keep it in the store)
     text: str  # the final text of the whole reply, answer plus warning, notes and footer
     failure: str | None = None  # why it was not delivered
+    shown: tuple[str, ...] = ()  # the text each message shows now
 
 
 @dataclass(slots=True)
@@ -259,7 +261,7 @@ class ReplyStreamer:
             await self._set_status(None)
         if failure:
             log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
-        return FinishResult(tuple(self._refs), failure is None, text, failure)
+        return FinishResult(tuple(self._refs), failure is None, text, failure, tuple(self._shown))
 
     # --- the pump: the only editor while the stream runs -------------------------------------------
 
@@ -418,6 +420,18 @@ class ReplyStreamer:
             await show(request, decision)
         except Exception:
             log.exception("reply surface failed to show a confirmation's decision")
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        """Let the surface put 👍 / 👎 under the finished reply (`core.feedback`); never raises for it."""
+        offer = getattr(self._surface, "offer_feedback", None)
+        if offer is None:
+            return
+        try:
+            await offer(subject)
+        except (SurfaceRateLimited, SurfaceError) as error:
+            log.warning("feedback buttons not shown: %s", error)
+        except Exception:
+            log.exception("reply surface failed to show the feedback buttons")
 
     @property
     def conversation_search(self) -> ConversationSearch | None:

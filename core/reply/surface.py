@@ -82,6 +82,8 @@ class ReplySurface(Protocol):
       `async show_decision(request: ConfirmationRequest, decision: Decision) -> None`: buttons before a
       tool with side effects runs (see `core.tools.confirm` for the call order). Without them such
       tools are declined.
+    - `async offer_feedback(subject: FeedbackSubject) -> None`: 👍 / 👎 buttons under a finished answer
+      (`core.feedback`), on `subject.message`, carrying `subject.token`; called once, before `close`.
     - `conversation_search: ConversationSearch`, the platform's search of the current channel for the
       `search_conversation` tool (see `core.tools.base`).
     """

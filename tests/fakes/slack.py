@@ -101,7 +101,8 @@ class Message:
     files: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)  # e.g. a shared message
     subtype: str | None = None
-    markdown: bool = False  # posted with markdown_text
+    markdown: bool = False  # rendered as standard Markdown: posted with markdown_text or markdown blocks
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # Block Kit blocks, as sent
     streaming: bool = False
     stream_started: float = 0.0
     edits: int = 0
@@ -117,6 +118,8 @@ class Message:
             data["files"] = self.files
         if self.attachments:
             data["attachments"] = self.attachments
+        if self.blocks:
+            data["blocks"] = self.blocks
         if self.edits:
             data["edited"] = {"user": self.user or "", "ts": self.ts}
         if channel:
@@ -492,9 +495,20 @@ class FakeSlack:
         return await self._deliver("interactive", payload, user=user, channel=channel)
 
     async def click(self, user: str, channel: str, message_ts: str, action_id: str, value: str) -> Delivery:
-        """`user` presses a Block Kit button of a message: a `block_actions` interactive payload."""
+        """`user` presses a Block Kit button of a message (a `button`, or one of `feedback_buttons`): a
+        `block_actions` interactive payload. Only an element the message shows can be pressed."""
         message = self.message(channel, message_ts)
         assert message is not None
+        [(block_id, element)] = [
+            (block.get("block_id", "b"), element)
+            for block in message.blocks
+            for element in block.get("elements", [])
+            if isinstance(element, dict) and element.get("action_id") == action_id
+        ]
+        values = [element.get("value")]
+        if element["type"] == "feedback_buttons":
+            values = [element["positive_button"]["value"], element["negative_button"]["value"]]
+        assert value in values, f"{value!r} is not a value of {action_id}"
         payload = {
             "type": "block_actions",
             "token": "verification-token",
@@ -508,9 +522,9 @@ class FakeSlack:
             "api_app_id": APP_ID,
             "actions": [
                 {
-                    "type": "button",
+                    "type": element["type"],
                     "action_id": action_id,
-                    "block_id": "b",
+                    "block_id": block_id,
                     "value": value,
                     "action_ts": self._ts(),
                 }
@@ -649,7 +663,7 @@ class FakeSlack:
         text, markdown = _message_text(args)
         thread_ts = args.get("thread_ts") or None
         message = Message(channel.id, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, thread_ts=thread_ts)
-        message.markdown = markdown
+        message.markdown, message.blocks = markdown, _blocks(args)
         channel.messages.append(message)
         self._echo(self._message_event(message))
         return {"channel": channel.id, "ts": message.ts, "message": message.wire()}
@@ -661,6 +675,7 @@ class FakeSlack:
         message.streaming = False
         previous = message.wire()
         message.text, message.markdown = _message_text(args)
+        message.blocks = _blocks(args)
         message.edits += 1
         self._echo(self._change_event(channel.id, message, previous))
         return {"channel": channel.id, "ts": message.ts, "text": message.text}
@@ -913,7 +928,27 @@ def _message_text(args: dict[str, Any]) -> tuple[str, bool]:
         raise SlackError("no_text")
     if len(text) > MAX_TEXT:
         raise SlackError("msg_too_long")
-    return str(text), False
+    return str(text), bool(markdown_blocks)
+
+
+def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's blocks, checked where Slack is strict about them (context_actions)."""
+    blocks = args.get("blocks") if isinstance(args.get("blocks"), list) else []
+    for block in blocks:
+        if block.get("type") != "context_actions":
+            continue
+        elements = block.get("elements") or []
+        if not 1 <= len(elements) <= 5:
+            raise SlackError("invalid_blocks", detail="context_actions takes 1 to 5 elements")
+        for element in elements:
+            if element.get("type") == "feedback_buttons":
+                for side in ("positive_button", "negative_button"):
+                    button = element.get(side) or {}
+                    if (button.get("text") or {}).get("type") != "plain_text" or not button.get("value"):
+                        raise SlackError("invalid_blocks", detail=f"{side} needs plain_text text and a value")
+            elif element.get("type") != "icon_button":
+                raise SlackError("invalid_blocks", detail="context_actions takes feedback or icon buttons")
+    return blocks
 
 
 def _stream_text(args: dict[str, Any]) -> str:
