@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bots.web.svg import Chart, stacked_bars
-from core.charts import day_range
+from core.charts import CHART_DAYS, day_range
 from core.commands import (
     RESET,
     Budget,
@@ -49,7 +49,6 @@ from core.store.base import (
 if TYPE_CHECKING:
     from core.service import ChatService
 
-CHART_DAYS = 30
 BUSIEST = 10
 BUDGET_USERS_SHOWN = 20
 PROBLEMS_SHOWN = 100

@@ -14,6 +14,10 @@ What it enforces, as Slack does:
 - native streaming: `chat.startStream` needs a thread and, outside DMs, the recipient; streams
   expire (`message_not_in_streaming_state`), and a workspace can refuse streaming altogether;
 - a response_url takes at most five messages (`used_url` after that);
+- file uploads as `files_upload_v2` makes them: `files.getUploadURLExternal` (needs `files:write`),
+  the bytes POSTed to the URL it gave (their length must be the one announced), then
+  `files.completeUploadExternal` shares them in `channel_id`, where the bot must be a member;
+  `conversations.open` (needs `im:write`) opens the DM with a person;
 - the 3-second acknowledgement window for every delivery (see slack_delivery.py).
 
     async with FakeSlack() as slack:
@@ -163,6 +167,19 @@ class StoredFile:
     redirect_to: str | None = None  # Slack's file host answers with a redirect there
 
 
+@dataclass
+class Upload:
+    """A file the app uploaded: announced, then its bytes, then shared (or never completed)."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None  # where files.completeUploadExternal shared it
+    initial_comment: str | None = None
+
+
 class FakeSlack:
     def __init__(self, *, ack_timeout_s: float = ACK_TIMEOUT_S, stream_ttl_s: float = STREAM_TTL_S):
         self.ack_timeout_s = ack_timeout_s
@@ -175,6 +192,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, Channel] = {}
         self.files: dict[str, StoredFile] = {}
+        self.uploads: dict[str, Upload] = {}
         self.calls: list[Call] = []
         self.ephemerals: list[Ephemeral] = []
         self.statuses: list[tuple[str, str, str]] = []  # (channel, thread_ts, status)
@@ -211,6 +229,7 @@ class FakeSlack:
         app.router.add_get("/link", self.socket.handle)
         app.router.add_get("/files-pri/{key}/{name:.*}", self._file)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner, self.port = await serve_on_loopback(app)
         return self
 
@@ -746,6 +765,56 @@ class FakeSlack:
         if stored is None:
             raise SlackError("file_not_found")
         return {"file": stored.info}
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("im:write")
+        users = str(args.get("users") or "").split(",")
+        if len(users) != 1 or users[0] not in self.users:
+            raise SlackError("user_not_found")
+        return {"channel": {"id": self.open_dm(users[0])}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("files:write")
+        filename, length = str(args.get("filename") or ""), int(args.get("length") or 0)
+        if not filename or length <= 0:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self.uploads[file_id] = Upload(file_id, filename, length)
+        return {"upload_url": f"{self.origin}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("files:write")
+        files = json.loads(str(args.get("files") or "[]"))
+        uploads = [self.uploads.get(str(f.get("id"))) for f in files]
+        if not uploads or any(u is None or u.data is None or u.channel is not None for u in uploads):
+            raise SlackError("file_upload_incomplete")
+        channel = self._readable({"channel": args.get("channel_id")}) if args.get("channel_id") else None
+        shared = []
+        for upload, described in zip(uploads, files, strict=True):
+            assert upload is not None
+            upload.title = str(described.get("title") or upload.filename)
+            if channel is not None:
+                upload.channel, upload.initial_comment = channel.id, args.get("initial_comment")
+            shared.append({"id": upload.id, "title": upload.title, "name": upload.filename})
+        if channel is not None:
+            text = str(args.get("initial_comment") or "")
+            message = Message(channel.id, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, files=shared)
+            channel.messages.append(message)
+        return {"files": shared}
+
+    def _need_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise SlackError("missing_scope", needed=scope, provided=",".join(sorted(self.scopes)))
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        data = await request.read()
+        if upload is None or upload.data is not None:
+            return web.Response(status=404, text="unknown upload")
+        if len(data) != upload.length:
+            return web.Response(status=400, text="length mismatch")
+        upload.data = data
+        return web.Response(text="OK - " + str(len(data)))
 
     def _m_assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.status_refusal:
