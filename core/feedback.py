@@ -22,7 +22,7 @@ from core.store.base import Feedback, Rating, Store
 
 log = logging.getLogger("seedbot.feedback")
 
-RATINGS: tuple[Rating, ...] = ("up", "down")
+RATINGS: dict[str, Rating] = {"up": "up", "down": "down"}  # what a button may say -> the rating
 THANKS: dict[Rating, str] = {
     "up": "Thanks for the 👍.",
     "down": "Thanks for the 👎: it is noted with the answer, for whoever runs the bot.",
@@ -79,8 +79,8 @@ async def record_feedback(
 ) -> str:
     """Keep one press of 👍 (`rating` "up") or 👎 ("down") on the answer `token` names; returns what to
     tell the person who pressed."""
-    rated = _parse(token)
-    if rated is None or rating not in RATINGS:
+    rated, pressed = _parse(token), RATINGS.get(rating)
+    if rated is None or pressed is None:
         log.warning("feedback press with an unknown value ignored", extra={"platform": platform})
         return OUT_OF_DATE
     await store.record_feedback(
@@ -90,11 +90,11 @@ async def record_feedback(
             channel=channel,
             platform_message_id=platform_message_id,
             user=user,
-            rating=rating,  # type: ignore[arg-type]  # checked against RATINGS above
+            rating=pressed,
             effort=rated.effort,
             tool_calls=rated.tool_calls,
             usd=rated.usd,
             reply_id=rated.reply_id,
         )
     )
-    return THANKS[rating]  # type: ignore[index]
+    return THANKS[pressed]

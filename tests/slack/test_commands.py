@@ -196,7 +196,7 @@ async def test_only_admins_set_the_workspaces_effort(
     assert model_server.requests[-1].body["reasoning_effort"] == "high"
 
 
-async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
+async def test_cost_reports_spend_privately_with_its_chart_in_the_dm_and_admins_see_top_spenders(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
     bot = await start_bot()
@@ -207,24 +207,11 @@ async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
     await bot.idle()
     [mine] = private_texts(world.slack, world.alice)
     assert "1 request" in mine and "$" in mine and "Top spenders" not in mine
+    assert mine.endswith("\n\n📈 A chart of the last 30 days is in your direct messages with me.")
     [everyone] = private_texts(world.slack, world.boss)
     assert "Top spenders" in everyone and f"<@{world.alice}>" in everyone
 
-
-async def test_cost_sends_its_chart_to_the_askers_dm_and_says_so(
-    start_bot: StartBot, world: World, model_server: FakeModelServer
-):
-    bot = await start_bot()
-    await world.slack.post(world.alice, world.general, world.mention("hello"))
-    await bot.idle()
-    await world.slack.slash(world.alice, world.general, "cost channel 7d")
-    await bot.idle()
-    [report] = private_texts(world.slack, world.alice)
-    assert "1 request" in report and report.endswith(
-        "A chart of the last 30 days is in your direct messages with me."
-    )
-    [upload] = world.slack.uploads.values()
-    assert upload.channel == world.slack.open_dm(world.alice)
+    [upload] = [u for u in world.slack.uploads.values() if u.channel == world.slack.open_dm(world.alice)]
     assert (upload.filename, upload.title) == ("spend.png", "Spend per day, last 30 days")
     assert upload.data is not None and upload.data.startswith(b"\x89PNG\r\n\x1a\n")
     [shared] = world.slack.bot_messages(upload.channel)
