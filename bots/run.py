@@ -13,6 +13,7 @@ from bots.http import HttpServer, readiness_from_probes, store_probe
 from bots.logs import configure_logging
 from bots.opening import open_service
 from bots.web.app import mount_console
+from bots.web.live import ServiceAnswers
 from core.config import Settings
 from core.service import ChatService
 
@@ -95,7 +96,7 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
         if settings.http_port is not None:
             probes = {"database": store_probe(service.store)}
             http = HttpServer(service.metrics, readiness_from_probes(probes), port=settings.http_port)
-            mount_console(http, service, settings)
+            mount_console(http, service, settings, live=ServiceAnswers(service))
         elif settings.admin_token is not None:
             log.warning("SEEDBOT_ADMIN_TOKEN is set but SEEDBOT_HTTP_PORT is not: the admin console is off")
         runners = build_runners(settings, service, http, names)

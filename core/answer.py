@@ -28,13 +28,16 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.context import ContextTooLarge, NewTurn, assemble_context, estimate_message_tokens
 from core.costs import call_cost, worst_case_cost
+from core.feedback import FeedbackSubject
 from core.history import gather_history
 from core.llm import errors
 from core.llm.types import ChatRequest, CompletionResult, Cost, Message, TextPart, Usage
@@ -46,7 +49,7 @@ from core.prompts import summary_instruction
 from core.reply.footer import format_footer
 from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef
-from core.store.base import CostSource, LedgerEntry, Reservation
+from core.store.base import CostSource, LedgerEntry, Reservation, utc_now
 from core.tools.base import ToolContext
 from core.tools.loop import ToolRunner, unique_ids
 from core.tools.toolbox import Toolbox
@@ -104,11 +107,36 @@ class AnswerOutcome:
     estimated_prompt_tokens: int = 0  # the context's own estimate (what budgets were held against)
 
 
+Phase = Literal["waiting", "reading files", "model", "finishing"]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerProgress:
+    """One answer in flight as the admin console's Live page shows it."""
+
+    id: str  # stable while the answer runs; what `ChatService.stop_answer` takes
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    effort: str  # "" until the answer knows it
+    started_at: datetime
+    tokens: int  # reasoning + answer chunks streamed so far (about a token each)
+    step: str  # "waiting", "reading files", "thinking", "answering", "running <tool>", ...
+
+
 @dataclass(eq=False, slots=True)
 class InFlight:
-    """An answer the service may have to stop: by its prompt, its conversation, or a shutdown."""
+    """An answer the service may have to stop (by its prompt, its conversation, a shutdown or the
+    console), and how far it has got."""
 
     key: ConversationKey
+    streamer: ReplyStreamer
+    user: str = ""
+    effort: str = ""
+    phase: Phase = "waiting"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started_at: datetime = field(default_factory=utc_now)
     task: asyncio.Task[None] | None = None
     stopped: bool = False
     shutdown: bool = False  # stopped by the process shutting down rather than by the user
@@ -117,6 +145,22 @@ class InFlight:
         self.stopped = True
         if self.task is not None:
             self.task.cancel()
+
+    def progress(self) -> AnswerProgress:
+        # While the model or the tools work, the streamer knows best what is happening.
+        step = self.streamer.activity if self.phase == "model" else self.phase
+        key = self.key
+        return AnswerProgress(
+            self.id,
+            key.platform,
+            key.workspace,
+            key.channel,
+            self.user,
+            self.effort,
+            self.started_at,
+            self.streamer.stats.streamed_chunks,
+            step,
+        )
 
 
 class Answer:
@@ -155,6 +199,8 @@ class Answer:
                 )
             )[0]
         )
+        self.flight.effort = effort
+        self.flight.phase = "reading files"
         prepared = await self._prepare_media()
         prompt_parts = [*([TextPart(text=turn.text)] if turn.text else []), *turn.linked, *prepared.parts]
         history = await gather_history(self.store, self.service.media, turn, self.settings)
@@ -203,11 +249,13 @@ class Answer:
         )
         self.streamer.on_posted = lambda ref: self._record_part(reply_id)
         checkpoint = asyncio.create_task(self._checkpoint(reply_id))
+        self.flight.phase = "model"
         try:
             outcome, error, warning = await self._converse(
                 context.messages, reservation, prompt_tokens, effort, toolbox
             )
         finally:
+            self.flight.phase = "finishing"
             checkpoint.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpoint
@@ -227,6 +275,10 @@ class Answer:
             self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes, warning=warning)
         )
         await self._record(reply_id, outcome, result, usd, finished)
+        if outcome == "complete" and finished.delivered and finished.refs:
+            await self.streamer.offer_feedback(
+                FeedbackSubject(reply_id, effort, self.tool_calls, usd, finished.refs[-1], finished.shown[-1])
+            )
         return AnswerOutcome(
             outcome,
             result.content,

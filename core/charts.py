@@ -19,6 +19,7 @@ from core.store.base import Store, UsageFilter, utc_now
 WIDTH_PX, HEIGHT_PX = 1000, 500
 DPI = 100
 BAR_COLOUR = "#3b6fd4"
+CHART_DAYS = 30  # what the console's charts and the chart sent with /cost cover
 
 
 def day_range(first: date, days: int) -> list[date]:
@@ -52,7 +53,7 @@ def render_spend_png(points: Sequence[tuple[date, Decimal]], title: str = "Spend
 
 
 async def spend_chart_png(
-    store: Store, where: UsageFilter, days: int = 30, *, today: date | None = None
+    store: Store, where: UsageFilter, days: int = CHART_DAYS, *, today: date | None = None
 ) -> bytes:
     """The last `days` UTC days' spend in a scope (a workspace, channel or user) as a PNG."""
     last = today or utc_now().date()

@@ -22,8 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from core.charts import spend_chart_png
 from core.config import EFFORTS
-from core.costs import PERIODS, REPORT_SCOPES, Labeller, Period, ReportScope, cost_report, str_label
+from core.costs import (
+    PERIODS,
+    REPORT_SCOPES,
+    Labeller,
+    Period,
+    ReportScope,
+    cost_report,
+    report_filter,
+    str_label,
+)
 from core.models import ConversationKey, HistoryMessage, Platform, SummaryKind
 from core.money import format_limit
 from core.preferences import disabled_tools_for, effort_for, system_prompt_for
@@ -463,6 +473,14 @@ async def _cost(service: ChatService, caller: Caller, command: Cost, dialect: Di
         include_top=caller.admin,
         label=dialect.mention,
     )
+
+
+async def cost_chart(service: ChatService, caller: Caller, command: Cost) -> bytes | None:
+    """The picture that goes with a `Cost` report: the last 30 days' spend in its scope, as a PNG
+    (whatever period the report covers: a day alone makes no chart); None where there is no report."""
+    if command.scope == "workspace" and not caller.in_workspace:
+        return None
+    return await spend_chart_png(service.store, report_filter(caller.place, caller.user, command.scope))
 
 
 async def _budget(service: ChatService, caller: Caller, command: Budget, dialect: Dialect) -> str:

@@ -194,6 +194,17 @@ class SpendReport:
     top_channels: list[UsageGroup] = field(default_factory=list)  # workspace reports
 
 
+def report_filter(key: ConversationKey, user: str, scope: ReportScope) -> UsageFilter:
+    """The ledger rows `/cost` reports on for someone in `key`'s channel: theirs, the channel's or the
+    workspace's."""
+    return UsageFilter(
+        key.platform,
+        key.workspace,
+        channel=key.channel if scope == "channel" else None,
+        user=user if scope == "me" else None,
+    )
+
+
 async def spend_report(
     store: Store,
     settings: Settings,
@@ -211,12 +222,7 @@ async def spend_report(
     now = now or utc_now()
     since = period_start(period, now)
     platform, workspace = key.platform, key.workspace
-    where = UsageFilter(
-        platform,
-        workspace,
-        channel=key.channel if scope == "channel" else None,
-        user=user if scope == "me" else None,
-    )
+    where = report_filter(key, user, scope)
     totals = await store.usage_totals(where, since)
     limits = await BudgetPolicy(settings, store).limits(platform, workspace)
     budgets = []

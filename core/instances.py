@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -48,16 +49,19 @@ class Instance:
         """Take this instance's lease; uncoordinated, first wait until no other instance holds one.
 
         Two instances starting at the same moment both find the other only after taking their
-        leases: the one with the smaller id goes on, the other gives its lease back and waits."""
+        leases: both give them back and try again after a random pause, so one goes on first."""
         said = False
         while True:
             peers = await self._peers() if not self.coordinated else []
             if not peers:
                 await self.store.heartbeat(self.id, self.lease_s)
                 peers = await self._peers() if not self.coordinated else []
-                if not peers or min(peers) > self.id:
+                if not peers:
                     break
+                # Someone took a lease at the same moment: both step back, for different times.
                 await self.store.release_instance(self.id)
+                await asyncio.sleep(random.uniform(0.05, 0.5))
+                continue
             if not said:
                 log.warning(WAITING.format(peers=", ".join(peers), lease=self.lease_s))
                 said = True

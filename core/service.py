@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core.answer import Answer, AnswerOutcome, InFlight
+from core.answer import Answer, AnswerOutcome, AnswerProgress, InFlight
 from core.config import ConfigError, Settings
 from core.conversation_locks import SharedLocks
 from core.coordination import bucket_store
@@ -275,6 +275,18 @@ class ChatService:
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
 
+    def live(self) -> list[AnswerProgress]:
+        """The answers in flight right now (waiting their turn included), oldest first."""
+        return sorted((flight.progress() for flight in self._flights), key=lambda answer: answer.started_at)
+
+    def stop_answer(self, answer_id: str) -> bool:
+        """Stop the answer `answer_id` of `live()` as a deleted prompt would; False if it is not running."""
+        for flight in self._flights:
+            if flight.id == answer_id and not flight.stopped:
+                flight.cancel()
+                return True
+        return False
+
     # --- crash recovery ---------------------------------------------------------------------------------
 
     def interrupted_replies(self, platform: str, limits: PlatformLimits) -> list[InterruptedReply]:
@@ -329,7 +341,7 @@ class ChatService:
             show_reasoning=self.settings.show_reasoning,
             final_edit_deadline_s=self.settings.final_edit_deadline_s,
         )
-        flight = InFlight(turn.key)
+        flight = InFlight(turn.key, streamer, turn.user_id)
         # Registered before anything is awaited, so a prompt deleted right away is still caught.
         flight_key = (platform, turn.message_id) if turn.message_id else None
         if flight_key:

@@ -29,6 +29,7 @@ from bots.discord.conversation import (
     replied_to,
     reply_chain,
 )
+from bots.discord.feedback import FeedbackButton
 from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.admission import Arrival
 from core.config import Settings
@@ -66,6 +67,7 @@ class SeedClient(discord.Client):
         self.seed = DiscordBot(settings, service)
         self.endpoint_override = endpoint_override
         self.tree = SeedCommandTree(self)
+        self.add_dynamic_items(FeedbackButton)  # 👍 / 👎 on any answer, whenever it was written
         self.is_ready_event = asyncio.Event()
 
     # --- start-up ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ channel messages.
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Literal
 
@@ -43,6 +44,7 @@ from core.commands import (
     ReplyCommand,
     Summarize,
     Tools,
+    cost_chart,
     run_command,
 )
 from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
@@ -51,6 +53,7 @@ from core.service import DRAINING_MESSAGE
 log = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 2000
+CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
 FAILED = "Sorry, that command failed. Please try again."
 SCOPES: dict[str, Literal["user", "channel", "workspace"]] = {
@@ -134,10 +137,21 @@ def _caller(interaction: discord.Interaction) -> Caller:
 
 
 async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> None:
-    """Run a core command and show its answer to the person who asked, and only to them."""
+    """Run a core command and show its answer to the person who asked, and only to them; a `Cost`
+    report comes with its spend chart, or as text only when Discord refuses the file."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    text = await run_command(_bot(interaction).service, _caller(interaction), command, DISCORD)
-    await interaction.edit_original_response(content=text[:MAX_REPLY_CHARS])
+    service, caller = _bot(interaction).service, _caller(interaction)
+    text = (await run_command(service, caller, command, DISCORD))[:MAX_REPLY_CHARS]
+    chart = await cost_chart(service, caller, command) if isinstance(command, Cost) else None
+    if chart is not None:
+        try:
+            await interaction.edit_original_response(
+                content=text, attachments=[discord.File(io.BytesIO(chart), CHART_NAME)]
+            )
+            return
+        except discord.HTTPException as error:
+            log.warning("spend chart refused (%s %s); the report goes as text only", error.status, error.text)
+    await interaction.edit_original_response(content=text)
 
 
 async def _stream(interaction: discord.Interaction, turn: Turn) -> None:

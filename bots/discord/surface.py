@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import discord
 
+from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
+from core.feedback import FeedbackSubject
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
@@ -148,6 +151,11 @@ class DiscordSurface:
         if self._questions is not None:
             await self._questions.decided(request, decision)
 
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        async with platform_errors():
+            partial = self._channel.get_partial_message(int(subject.message.id))  # type: ignore[attr-defined]
+            await partial.edit(view=feedback_view(subject))
+
     async def _keep_typing(self) -> None:
         for _ in range(TYPING_MAX_ROUNDS):
             try:
@@ -236,6 +244,24 @@ class InteractionSurface:
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         if self._questions is not None:
             await self._questions.decided(request, decision)
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        message_id = int(subject.message.id)
+        if message_id in self._moved:
+            moved = dataclasses.replace(subject, message=self._moved[message_id])
+            return await self._channel_surface().offer_feedback(moved)
+        if message_id not in self._webhook_messages:
+            return await self._channel_surface().offer_feedback(subject)
+        view = feedback_view(subject)
+        if message_id == self._original:
+            edited = await self._via_webhook(lambda: self._interaction.edit_original_response(view=view))
+        else:
+            edited = await self._via_webhook(
+                lambda: self._interaction.followup.edit_message(message_id, view=view)
+            )
+        if edited is None:
+            log.info("feedback buttons not added: the interaction token has expired")
+        return None
 
     def _edit_original(self, text: str) -> Awaitable[discord.Message]:
         return self._interaction.edit_original_response(content=text, allowed_mentions=self._mentions)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from bots.slack import commands, events, questions
+from bots.slack import commands, events, feedback, questions
 from bots.slack.bot import SlackBot
 from core.config import Settings
 
@@ -85,6 +85,11 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
         )
         if refusal is not None and channel:
             bot.work.spawn(bot.tell(channel, user, refusal), "confirmation refusal")
+
+    @app.action(feedback.FEEDBACK)
+    async def rate(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        bot.work.spawn(feedback.on_press(bot, body, action), "feedback")
 
     @app.shortcut(commands.SHORTCUT_ID)
     async def summarize(ack: Ack, shortcut: dict[str, Any], respond: Any) -> None:

@@ -28,14 +28,17 @@ from bots.slack.conversation import (
     shared_files,
 )
 from bots.slack.surface import EphemeralSurface, Respond
+from bots.slack.uploads import upload_to_dm
 from core.admission import NOT_ENABLED
 from core.commands import (
     MAX_SUMMARY_MESSAGES,
     BadArguments,
     Caller,
     Command,
+    Cost,
     Help,
     Summarize,
+    cost_chart,
     help_text,
     parse_command,
     run_command,
@@ -52,6 +55,8 @@ PRIVATE_ACK = "Thinking… (only you will see the answer)"
 NO_HISTORY = "I can't read this channel's messages: invite me first with `/invite @Seed`."
 CANNOT_POST = "I can't post in this conversation ({code}). Invite me with `/invite @Seed`, or use `/seed -p`."
 NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
+CHART_NAME, CHART_TITLE = "spend.png", "Spend per day, last 30 days"
+CHART_IN_DM = "📈 A chart of the last 30 days is in your direct messages with me."
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,19 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
             await _summarize_channel(bot, where, command)
         case _:
             caller = Caller(PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user))
-            await where.respond(text=await run_command(bot.service, caller, command, SLACK))
+            text = await run_command(bot.service, caller, command, SLACK)
+            if isinstance(command, Cost) and await _chart_sent(bot, caller, command):
+                text = f"{text}\n\n{CHART_IN_DM}"
+            await where.respond(text=text)
+
+
+async def _chart_sent(bot: SlackBot, caller: Caller, command: Cost) -> bool:
+    """The report's spend chart, uploaded to the asker's DM; False where there is none or Slack refused
+    it (then the report goes as text only)."""
+    chart = await cost_chart(bot.service, caller, command)
+    return chart is not None and await upload_to_dm(
+        bot.reads, caller.user, chart, filename=CHART_NAME, title=CHART_TITLE
+    )
 
 
 def _turn(where: Invocation, thread: str, text: str, name: str, **extra: Any) -> Turn:

@@ -16,5 +16,9 @@ REQUIRED_SCOPES = frozenset(
     }
 )
 # Without these the bot still answers; they only light up extras.
-OPTIONAL_SCOPES = {"assistant:write": "Slack's assistant view (thinking status, suggested prompts)"}
+OPTIONAL_SCOPES = {
+    "assistant:write": "Slack's assistant view (thinking status, suggested prompts)",
+    "files:write": "the spend chart /seed cost sends to your DM",
+    "im:write": "opening the DM the spend chart of /seed cost goes to",
+}
 BOT_SCOPES = REQUIRED_SCOPES | OPTIONAL_SCOPES.keys()

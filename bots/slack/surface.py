@@ -33,8 +33,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code, is_rate_limited, platform_errors, retry_after, surface_error
+from bots.slack.feedback import feedback_block
 from bots.slack.questions import SlackQuestions
 from core.coordination import Draw, Rate
+from core.feedback import FeedbackSubject
 from core.reply.budgets import SharedBudgets
 from core.reply.pacing import Priority, call_priority
 from core.reply.split import close_fence, split_message
@@ -213,6 +215,18 @@ class SlackSurface:
         await self._stop_streams()
         if self._budgets is not None:
             self._budgets.close_lane(self._lane)
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        """👍 / 👎 under the finished answer: its last message again, with the buttons, in one chat.update."""
+        await self._stop_streams()  # a message still streaming cannot be updated
+        text = defuse_mentions(subject.text)
+        async with platform_errors():
+            await self._client.chat_update(
+                channel=self._channel,
+                ts=subject.message.id,
+                text=text,
+                blocks=[markdown_block(text), feedback_block(subject)],
+            )
 
     # --- native streaming ------------------------------------------------------------------------
 

@@ -93,6 +93,8 @@ class Console:
             ("GET", f"{PREFIX}/channels", page(self._channels)),
             ("POST", f"{PREFIX}/channels", page(self._set_channel)),
             ("GET", f"{PREFIX}/problems", page(self._problems)),
+            ("GET", f"{PREFIX}/feedback", page(self._feedback)),
+            ("GET", f"{PREFIX}/answer/{{platform}}/{{message}}", page(self._answer)),
             ("GET", f"{PREFIX}/live", page(self._live)),
             ("POST", f"{PREFIX}/live/stop", page(self._stop)),
         ]
@@ -266,6 +268,17 @@ class Console:
     async def _problems(self, request: web.Request, session: Session, form: Form) -> web.StreamResponse:
         page = await views.problems_page(self.service)
         return self._render("problems.html", session=session, page=page, nav="problems")
+
+    async def _feedback(self, request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+        page = await views.feedback_page(self.service.store)
+        return self._render("feedback.html", session=session, page=page, nav="feedback")
+
+    async def _answer(self, request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+        info = request.match_info
+        answer = await views.answer_page(self.service.store, info["platform"], info["message"])  # type: ignore[arg-type]
+        return self._render(
+            "answer.html", status=200 if answer else 404, session=session, answer=answer, nav="feedback"
+        )
 
     async def _live(self, request: web.Request, session: Session, form: Form) -> web.StreamResponse:
         now = utc_now()

@@ -1,25 +1,17 @@
 """What the Live page needs from the answer pipeline: a snapshot of the answers in flight and a way
-to stop one. `ChatService` does not expose this yet; until it does the console is given
-`NothingInFlight`, and the page says so."""
+to stop one. `ServiceAnswers` reads them from the `ChatService` the console runs next to; a console
+mounted without one is given `NothingInFlight`, and the page says so."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from core.answer import AnswerProgress as LiveAnswer
 
-@dataclass(frozen=True, slots=True)
-class LiveAnswer:
-    id: str  # stable while the answer runs; what `stop` takes
-    platform: str
-    workspace: str
-    channel: str
-    user: str
-    effort: str
-    started_at: datetime
-    tokens: int  # reasoning + answer tokens streamed so far
-    step: str  # "waiting", "reading files", "thinking", "answering", "finishing"
+if TYPE_CHECKING:
+    from core.service import ChatService
+
+__all__ = ["LiveAnswer", "LiveAnswers", "NothingInFlight", "ServiceAnswers"]
 
 
 class LiveAnswers(Protocol):
@@ -37,8 +29,25 @@ class LiveAnswers(Protocol):
         ...
 
 
+class ServiceAnswers:
+    """The answers this process's `ChatService` is writing."""
+
+    def __init__(self, service: ChatService) -> None:
+        self._service = service
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def snapshot(self) -> list[LiveAnswer]:
+        return self._service.live()
+
+    async def stop(self, answer_id: str) -> bool:
+        return self._service.stop_answer(answer_id)
+
+
 class NothingInFlight:
-    """The stand-in while the answer pipeline does not report its answers."""
+    """The stand-in for a console with no answer pipeline to report."""
 
     @property
     def connected(self) -> bool:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bots.web.svg import Chart, stacked_bars
-from core.charts import day_range
+from core.charts import CHART_DAYS, day_range
 from core.commands import (
     RESET,
     Budget,
@@ -34,6 +34,8 @@ from core.models import Platform
 from core.store.base import (
     BudgetKind,
     DailyUsage,
+    Feedback,
+    FeedbackRate,
     LedgerEntry,
     ScopedUsage,
     SettingChange,
@@ -47,10 +49,10 @@ from core.store.base import (
 if TYPE_CHECKING:
     from core.service import ChatService
 
-CHART_DAYS = 30
 BUSIEST = 10
 BUDGET_USERS_SHOWN = 20
 PROBLEMS_SHOWN = 100
+DISLIKED_SHOWN = 100
 BUDGET_KINDS: tuple[BudgetKind, ...] = ("user_daily", "workspace_monthly")
 
 
@@ -392,3 +394,27 @@ async def problems_page(service: ChatService) -> ProblemsPage:
         unfinished_replies=await service.store.unfinished_replies(PROBLEMS_SHOWN),
         since_start=problem_counts(service.metrics),
     )
+
+
+# --- feedback -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackPage:
+    by_channel: list[FeedbackRate]
+    by_effort: list[FeedbackRate]
+    disliked: list[Feedback]  # the latest 👎, newest first
+
+
+async def feedback_page(store: Store) -> FeedbackPage:
+    return FeedbackPage(
+        by_channel=await store.feedback_rates("channel"),
+        by_effort=await store.feedback_rates("effort"),
+        disliked=await store.disliked_answers(DISLIKED_SHOWN),
+    )
+
+
+async def answer_page(store: Store, platform: Platform, platform_message_id: str) -> StoredMessage | None:
+    """The stored answer a rated message belongs to; None when retention or a forget removed it."""
+    found = await store.find_by_platform_message(platform, platform_message_id)
+    return found if found is not None and found.role == "assistant" else None

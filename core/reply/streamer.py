@@ -36,6 +36,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.feedback import FeedbackSubject
 from core.llm.errors import ModelAPIError
 from core.llm.types import (
     ContentDelta,
@@ -81,6 +82,7 @@ class FinishResult:
     delivered: bool  # False: the final text could not be shown (log it and keep it in the store)
     text: str  # the final text of the whole reply, answer plus warning, notes and footer
     failure: str | None = None  # why it was not delivered
+    shown: tuple[str, ...] = ()  # the text each message shows now
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class ReplyStats:
     rate_limited: int = 0  # 429s the platform answered this reply
     first_token_at: float | None = None  # clock() when the first answer text arrived...
     first_visible_at: float | None = None  # ...and when the platform had it
+    streamed_chunks: int = 0  # reasoning and answer chunks received, every round (about a token each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,11 @@ class ReplyStreamer:
         self._steps: dict[str, ToolStep] = {}  # this round's steps, when the core shows them itself
         self._sources: list[str] = []
         self._new_round = False  # the next answer text starts a new paragraph
+        # What the answer is doing, for `activity`: this round's text has started, the tools running
+        # (step id -> tool), a confirmation question open.
+        self._answering = False
+        self._running: dict[str, str] = {}
+        self._confirming = False
 
     # --- what the service reads ------------------------------------------------------------------
 
@@ -172,6 +180,15 @@ class ReplyStreamer:
         """The messages posted so far (the first one exists soon after `begin()`), e.g. to record
         where a reply lives before it is finished, so a crash can be repaired."""
         return tuple(self._refs)
+
+    @property
+    def activity(self) -> str:
+        """What the answer is doing right now, in a few words (the console's Live page)."""
+        if self._confirming:
+            return "waiting for confirmation"
+        if self._running:
+            return "running " + ", ".join(sorted(set(self._running.values())))
+        return "answering" if self._answering else "thinking"
 
     # --- the three phases ------------------------------------------------------------------------
 
@@ -192,11 +209,14 @@ class ReplyStreamer:
         # Each stream reports its own finish and usage.
         self.finish_reason, self.usage, self.cost = None, None, None
         self._new_round = bool(self._chunks)
+        self._answering = False
         self._ensure_pump()
         try:
             async for event in events:
                 match event:
                     case ContentDelta(text=text) if text:
+                        self.stats.streamed_chunks += 1
+                        self._answering = True
                         if not self._chunks:
                             self.stats.first_token_at = self._clock()
                         if self._new_round:
@@ -207,6 +227,7 @@ class ReplyStreamer:
                         self._chunks.append(text)
                         self._changed.set()
                     case ReasoningDelta(text=text):
+                        self.stats.streamed_chunks += bool(text)
                         if self._reasoning_sink is not None and self._show_reasoning:
                             self._reasoning_sink(text)
                         self._reasoning_tail = (self._reasoning_tail + text)[-2 * self._excerpt_chars :]
@@ -249,7 +270,7 @@ class ReplyStreamer:
         if failure:
             log.warning("final reply text not delivered on %s: %s", self._limits.name, failure)
         self.finished = True
-        return FinishResult(tuple(self._refs), failure is None, text, failure)
+        return FinishResult(tuple(self._refs), failure is None, text, failure, tuple(self._shown))
 
     # --- the pump: the only editor while the stream runs -------------------------------------------
 
@@ -370,6 +391,10 @@ class ReplyStreamer:
 
     async def show_step(self, step: ToolStep) -> None:
         """A tool call started, finished or failed (see `ToolStep`); never raises for the surface."""
+        if step.status == "running":
+            self._running[step.id] = step.tool or step.title
+        else:
+            self._running.pop(step.id, None)
         if step.status == "done":
             self._sources.extend(url for url in step.sources if url not in self._sources)
         if self._step_sink is not None:
@@ -392,13 +417,15 @@ class ReplyStreamer:
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         """Show a confirmation question (see `core.tools.confirm`); False when it could not be shown."""
         try:
-            return bool(await self._surface.ask_confirmation(pending))  # type: ignore[attr-defined]
+            self._confirming = bool(await self._surface.ask_confirmation(pending))  # type: ignore[attr-defined]
         except Exception:
             log.exception("reply surface failed to ask for a confirmation")
             return False
+        return self._confirming
 
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         """Let the surface say how a confirmation ended; never raises for the surface."""
+        self._confirming = False
         show = getattr(self._surface, "show_decision", None)
         if show is None:
             return
@@ -406,6 +433,18 @@ class ReplyStreamer:
             await show(request, decision)
         except Exception:
             log.exception("reply surface failed to show a confirmation's decision")
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        """Let the surface put 👍 / 👎 under the finished reply (`core.feedback`); never raises for it."""
+        offer = getattr(self._surface, "offer_feedback", None)
+        if offer is None:
+            return
+        try:
+            await offer(subject)
+        except (SurfaceRateLimited, SurfaceError) as error:
+            log.warning("feedback buttons not shown: %s", error)
+        except Exception:
+            log.exception("reply surface failed to show the feedback buttons")
 
     @property
     def conversation_search(self) -> ConversationSearch | None:

@@ -47,6 +47,7 @@ class ToolStep:
     status: StepStatus
     detail: str = ""  # what came back or why it failed, e.g. "Fetched example.com (12 KB)"
     sources: tuple[str, ...] = ()  # URLs the result came from (fetched pages)
+    tool: str = ""  # the tool's name, e.g. "fetch_url"
 
 
 class SurfaceRateLimited(Exception):
@@ -88,6 +89,8 @@ class ReplySurface(Protocol):
       `async show_decision(request: ConfirmationRequest, decision: Decision) -> None`: buttons before a
       tool with side effects runs (see `core.tools.confirm` for the call order). Without them such
       tools are declined.
+    - `async offer_feedback(subject: FeedbackSubject) -> None`: 👍 / 👎 buttons under a finished answer
+      (`core.feedback`), on `subject.message`, carrying `subject.token`; called once, before `close`.
     - `conversation_search: ConversationSearch`, the platform's search of the current channel for the
       `search_conversation` tool (see `core.tools.base`).
     - `use_budgets(budgets: SharedBudgets) -> None`, where the platform counts rate limits beyond one

@@ -47,6 +47,8 @@ SYSTEM_PROMPT_MAX_CHARS = 8000
 CostSource = Literal["reported", "estimated"]
 UsageGroupBy = Literal["user", "channel", "workspace"]
 BudgetKind = Literal["user_daily", "workspace_monthly"]
+Rating = Literal["up", "down"]
+FeedbackGroupBy = Literal["channel", "effort"]
 
 
 def utc_now() -> datetime:
@@ -198,6 +200,39 @@ class ScopedUsage:
     workspace: str
     key: str  # the workspace, channel or user id the totals belong to
     totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One person's 👍 or 👎 on one answer, with what the answer was (its effort, tools and cost)."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    platform_message_id: str  # the reply's message that carries the buttons
+    user: str  # who pressed
+    rating: Rating
+    effort: str
+    tool_calls: int
+    usd: Decimal
+    reply_id: int | None = None  # the stored reply (it may be purged by retention before the press)
+    at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRate:
+    """The presses on the answers of one channel (`platform`, `workspace`, `key`) or of one effort
+    (`key`, the platform and workspace "")."""
+
+    platform: str
+    workspace: str
+    key: str
+    up: int
+    down: int
+
+    @property
+    def share_up(self) -> float:
+        return self.up / (self.up + self.down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +476,20 @@ class Store(Protocol):
         first."""
         ...
 
+    # --- feedback on answers ----------------------------------------------------------------------------
+
+    async def record_feedback(self, feedback: Feedback) -> None:
+        """Keep a press; a later press by the same person on the same message replaces it."""
+        ...
+
+    async def feedback_rates(self, by: FeedbackGroupBy) -> list[FeedbackRate]:
+        """The presses per channel or per effort, most pressed first."""
+        ...
+
+    async def disliked_answers(self, limit: int = 50) -> list[Feedback]:
+        """The latest 👎 presses, newest first."""
+        ...
+
     # --- budgets -------------------------------------------------------------------------------------
 
     async def reserve_budget(self, request: ReservationRequest) -> Reservation | BudgetRefusal:
@@ -466,6 +515,6 @@ class Store(Protocol):
 
     async def forget_user(self, platform: Platform, user_id: str) -> int:
         """Delete one person's data: every conversation where they were the only human, their own messages
-        in shared ones, and their user-scope settings. Ledger rows stay (they enforce budgets and carry
-        no message content). Returns how many messages went."""
+        in shared ones, their user-scope settings and their feedback presses. Ledger rows stay (they
+        enforce budgets and carry no message content). Returns how many messages went."""
         ...

@@ -70,6 +70,10 @@ _LEDGER = (
     "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "usd", "cost_source", "ttft_s",
     "latency_s", "outcome",
 )  # fmt: skip
+_FEEDBACK = (
+    "platform", "platform_message_id", "user_id", "workspace", "channel", "reply_id", "rating", "effort",
+    "tool_calls", "usd", "at",
+)  # fmt: skip
 
 # Parents before children, so foreign keys hold at every row.
 TABLES = (
@@ -95,6 +99,13 @@ TABLES = (
         "setting_changes",
         ("id", "at", "actor", "name", "scope", "platform", "scope_id", "old_value", "new_value"),
         {"at": _time},
+    ),
+    Table(
+        "answer_feedback",
+        _FEEDBACK,
+        {"at": _time, "usd": from_nanos},
+        {"usd": "usd_nanos"},
+        has_id=False,
     ),
 )
 # Everything a copy replaces: the copied tables, the roll-ups rebuilt from the ledger, and the holds

@@ -21,6 +21,7 @@ VERSIONS: Mapping[int, str] = {
     3: "every platform message of a multi-part reply",
     4: "owner instance of a streaming reply, and instance leases",
     5: "admin console: settings audit log, indexes for its pages",
+    6: "feedback on answers",
 }
 LATEST_VERSION = max(VERSIONS)
 
@@ -287,4 +288,29 @@ _CONSOLE = (
     "CREATE INDEX messages_unfinished ON messages (id) WHERE status IN ('interrupted', 'error')",
 )
 
-MIGRATIONS = migrations({1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES, 5: _CONSOLE})
+# Feedback on answers: one row per person and rated message (a second press replaces the first), with
+# what the answer was, so rates per channel and effort need no join with the ledger. No foreign key to
+# the reply: retention may purge the reply while its feedback still counts.
+_FEEDBACK = (
+    """
+    CREATE TABLE answer_feedback (
+        platform TEXT NOT NULL,
+        platform_message_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reply_id INTEGER,
+        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+        effort TEXT NOT NULL,
+        tool_calls INTEGER NOT NULL,
+        usd_nanos INTEGER NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (platform, platform_message_id, user_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX answer_feedback_disliked ON answer_feedback (at) WHERE rating = 'down'",
+)
+
+MIGRATIONS = migrations(
+    {1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES, 5: _CONSOLE, 6: _FEEDBACK}
+)

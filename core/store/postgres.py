@@ -22,6 +22,9 @@ from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform
 from core.store.base import (
     BudgetRefusal,
     DailyUsage,
+    Feedback,
+    FeedbackGroupBy,
+    FeedbackRate,
     LedgerEntry,
     Reservation,
     ReservationRequest,
@@ -49,6 +52,10 @@ from core.store.rows import (
     attachment_rows,
     budget_refusal,
     exact_usd,
+    feedback,
+    feedback_columns,
+    feedback_rate,
+    feedback_rates_query,
     is_conversation,
     key_params,
     ledger_columns,
@@ -516,6 +523,35 @@ class PostgresStore:
         )
         return [SettingChange(*row[:7], at=row[7]) for row in rows]
 
+    # --- feedback on answers ---------------------------------------------------------------------------
+
+    async def record_feedback(self, feedback: Feedback) -> None:
+        async def body(db: asyncpg.Connection) -> None:
+            await db.execute(
+                f"INSERT INTO answer_feedback ({feedback_columns('usd')})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (platform, platform_message_id, user_id) DO UPDATE SET"
+                " workspace = EXCLUDED.workspace, channel = EXCLUDED.channel, reply_id = EXCLUDED.reply_id,"
+                " rating = EXCLUDED.rating, effort = EXCLUDED.effort, tool_calls = EXCLUDED.tool_calls,"
+                " usd = EXCLUDED.usd, at = EXCLUDED.at",
+                feedback.platform, feedback.workspace, feedback.channel, feedback.platform_message_id,
+                feedback.user, feedback.rating, feedback.effort, feedback.tool_calls,
+                exact_usd(feedback.usd), feedback.reply_id, feedback.at,
+            )  # fmt: skip
+
+        await self._transaction(body)
+
+    async def feedback_rates(self, by: FeedbackGroupBy) -> list[FeedbackRate]:
+        return [feedback_rate(by, row) for row in await self._read(feedback_rates_query(by))]
+
+    async def disliked_answers(self, limit: int = 50) -> list[Feedback]:
+        rows = await self._read(
+            f"SELECT {feedback_columns('usd')} FROM answer_feedback WHERE rating = 'down'"
+            " ORDER BY at DESC LIMIT $1",
+            max(limit, 0),
+        )
+        return [feedback(row, normal_usd, _as_is) for row in rows]
+
     # --- ledger and reports --------------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -725,6 +761,9 @@ class PostgresStore:
                 "DELETE FROM settings WHERE scope = 'user' AND platform = $1 AND scope_id = $2",
                 platform,
                 user_id,
+            )
+            await db.execute(
+                "DELETE FROM answer_feedback WHERE platform = $1 AND user_id = $2", platform, user_id
             )
             return deleted
 

@@ -234,4 +234,29 @@ _CONSOLE = (
     "CREATE INDEX messages_unfinished ON messages (id) WHERE status IN ('interrupted', 'error')",
 )
 
-MIGRATIONS = migrations({1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES, 5: _CONSOLE})
+# Feedback on answers: one row per person and rated message (a second press replaces the first), with
+# what the answer was, so rates per channel and effort need no join with the ledger. No foreign key to
+# the reply: retention may purge the reply while its feedback still counts.
+_FEEDBACK = (
+    """
+    CREATE TABLE answer_feedback (
+        platform TEXT NOT NULL,
+        platform_message_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reply_id BIGINT,
+        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+        effort TEXT NOT NULL,
+        tool_calls INTEGER NOT NULL,
+        usd NUMERIC(38, 9) NOT NULL,
+        at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (platform, platform_message_id, user_id)
+    )
+    """,
+    "CREATE INDEX answer_feedback_disliked ON answer_feedback (at) WHERE rating = 'down'",
+)
+
+MIGRATIONS = migrations(
+    {1: _INITIAL, 2: _MONTHLY_ROLLUP, 3: _MESSAGE_PARTS, 4: _INSTANCES, 5: _CONSOLE, 6: _FEEDBACK}
+)

@@ -17,6 +17,9 @@ from core.store.base import (
     SETTING_SCOPES,
     BudgetKind,
     BudgetRefusal,
+    Feedback,
+    FeedbackGroupBy,
+    FeedbackRate,
     LedgerEntry,
     ReservationRequest,
     SettingScope,
@@ -262,3 +265,40 @@ async def walk_ledger(read_page: LedgerPage, start: Any, batch: int) -> AsyncIte
         if len(rows) < limit:
             return
         after = (rows[-1][-1], rows[-1][0])
+
+
+# --- feedback on answers ---------------------------------------------------------------------------
+
+# What a channel's or an effort's rate is grouped by.
+FEEDBACK_KEYS: dict[FeedbackGroupBy, tuple[str, ...]] = {
+    "channel": ("platform", "workspace", "channel"),
+    "effort": ("effort",),
+}
+
+
+def feedback_columns(usd: str) -> str:
+    """The columns `feedback` reads, in `Feedback`'s order, the backend's money column named `usd`."""
+    return (
+        "platform, workspace, channel, platform_message_id, user_id, rating, effort, tool_calls,"
+        f" {usd}, reply_id, at"
+    )
+
+
+def feedback(row: Sequence[Any], usd: Callable[[Any], Decimal], at: Callable[[Any], datetime]) -> Feedback:
+    *fields, money, reply_id, stored_at = row
+    return Feedback(*fields, usd=usd(money), reply_id=reply_id, at=at(stored_at))
+
+
+def feedback_rates_query(by: FeedbackGroupBy) -> str:
+    keys = ", ".join(FEEDBACK_KEYS[by])
+    return (
+        f"SELECT {keys}, SUM(CASE WHEN rating = 'up' THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN rating = 'down' THEN 1 ELSE 0 END) FROM answer_feedback"
+        f" GROUP BY {keys} ORDER BY COUNT(*) DESC, {keys}"
+    )
+
+
+def feedback_rate(by: FeedbackGroupBy, row: Sequence[Any]) -> FeedbackRate:
+    *keys, up, down = row
+    platform, workspace, key = ["", "", *keys][-3:]
+    return FeedbackRate(platform, workspace, key, int(up), int(down))

@@ -22,6 +22,9 @@ from core.models import AttachmentMeta, ConversationKey, MessageStatus, Platform
 from core.store.base import (
     BudgetRefusal,
     DailyUsage,
+    Feedback,
+    FeedbackGroupBy,
+    FeedbackRate,
     LedgerEntry,
     Reservation,
     ReservationRequest,
@@ -47,6 +50,10 @@ from core.store.rows import (
     RESERVATION_TTL,
     attachment_rows,
     budget_refusal,
+    feedback,
+    feedback_columns,
+    feedback_rate,
+    feedback_rates_query,
     from_nanos,
     is_conversation,
     key_params,
@@ -463,6 +470,33 @@ class SqliteStore:
         )
         return [SettingChange(*row[:7], at=_from_epoch(row[7])) for row in rows]
 
+    # --- feedback on answers ---------------------------------------------------------------------------
+
+    async def record_feedback(self, feedback: Feedback) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"INSERT OR REPLACE INTO answer_feedback ({feedback_columns('usd_nanos')})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    feedback.platform, feedback.workspace, feedback.channel, feedback.platform_message_id,
+                    feedback.user, feedback.rating, feedback.effort, feedback.tool_calls,
+                    to_nanos(feedback.usd), feedback.reply_id, feedback.at.timestamp(),
+                ),
+            )  # fmt: skip
+
+        await self._write(body)
+
+    async def feedback_rates(self, by: FeedbackGroupBy) -> list[FeedbackRate]:
+        return [feedback_rate(by, row) for row in await self._read(feedback_rates_query(by))]
+
+    async def disliked_answers(self, limit: int = 50) -> list[Feedback]:
+        rows = await self._read(
+            f"SELECT {feedback_columns('usd_nanos')} FROM answer_feedback WHERE rating = 'down'"
+            " ORDER BY at DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [feedback(row, from_nanos, _from_epoch) for row in rows]
+
     # --- ledger and reports --------------------------------------------------------------------------
 
     async def record_usage(self, *entries: LedgerEntry) -> int:
@@ -653,6 +687,9 @@ class SqliteStore:
             await db.execute(
                 "DELETE FROM settings WHERE scope = 'user' AND platform = ? AND scope_id = ?",
                 (platform, user_id),
+            )
+            await db.execute(
+                "DELETE FROM answer_feedback WHERE platform = ? AND user_id = ?", (platform, user_id)
             )
             return cursor.rowcount
 

@@ -137,7 +137,9 @@ class ToolRunner:
         return RoundResult(calls, results, out_of_time, seconds)
 
     async def _run_one(self, call: ToolCall) -> ToolResult:
-        await self.streamer.show_step(ToolStep(call.id, self.toolbox.status_text(call), "running"))
+        await self.streamer.show_step(
+            ToolStep(call.id, self.toolbox.status_text(call), "running", tool=call.function.name)
+        )
         result = await self.toolbox.call(call, self.ctx)
         await self._show(call, result)
         return result
@@ -145,7 +147,9 @@ class ToolRunner:
     async def _show(self, call: ToolCall, result: ToolResult) -> None:
         status = "done" if result.ok else "failed"
         title = self.toolbox.status_text(call)
-        await self.streamer.show_step(ToolStep(call.id, title, status, result.summary, tuple(result.sources)))
+        await self.streamer.show_step(
+            ToolStep(call.id, title, status, result.summary, tuple(result.sources), call.function.name)
+        )
 
     async def _confirm(self, call: ToolCall) -> ToolResult | None:
         """None when the asker approved the call; otherwise the result that tells the model why not."""

@@ -298,6 +298,30 @@ async def test_cost_is_a_private_report_with_budget_left_and_top_spenders_for_ad
     assert f"Top channels:\n1. <#{world.general['id']}>" in server
 
 
+async def test_cost_comes_with_a_chart_of_the_last_30_days_attached_privately(
+    world: World, start_bot: StartBot
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+    asked = await api.invoke_command(world.general, world.alice, "cost", [option("scope", "channel")])
+    assert (await private_reply(api, asked)).startswith("Spend for this channel · today")
+    [response] = api.responses(asked)
+    [attached] = response["attachments"]
+    assert attached["filename"] == "spend.png"
+    assert api.attachments[int(attached["id"])].data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_cost_is_text_only_when_discord_refuses_the_chart(world: World, start_bot: StartBot) -> None:
+    api = world.api
+    api.upload_limit = 100  # bytes: far less than any chart
+    await start_bot(discord_guild_ids=world.guild["id"])
+    asked = await api.invoke_command(world.general, world.alice, "cost", [])
+    assert (await private_reply(api, asked)).startswith("Spend for you · today")
+    [response] = api.responses(asked)
+    assert response["attachments"] == []
+    assert [r.status for r in api.requests if "/webhooks/" in r.path and r.method == "PATCH"] == [413, 200]
+
+
 async def test_summarize_reads_recent_channel_messages(
     world: World, start_bot: StartBot, model_server: FakeModelServer
 ) -> None:

@@ -5,7 +5,9 @@ against it. State lives in plain wire-format dicts (guilds, channels, messages, 
 tests can read exactly what Discord would show. Limits are enforced as Discord does: 2,000-char
 content, embed limits, per-channel message buckets answered with 429 + `retry_after` (JSON body
 and headers, with `Via` so discord.py treats it as a real rate limit, not a Cloudflare ban),
-the 3-second interaction deadline and expiring interaction webhook tokens. The gateway shards as
+the 3-second interaction deadline and expiring interaction webhook tokens. Files come as Discord takes
+them: multipart bodies (`payload_json` plus `files[n]`), each named in the body's `attachments`, at
+most `upload_limit` bytes each (larger: 413, code 40005). The gateway shards as
 Discord does (see discord_gateway.py): `add_guild(..., shard=(id, count))` makes a server of that
 shard and `recommended_shards` is what `GET /gateway/bot` recommends.
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.discord_gateway import Gateway, shard_of
 from tests.fakes.loopback import serve_on_loopback
@@ -189,6 +191,7 @@ class FakeDiscord:
         self.requests: list[Recorded] = []
         self.rate_limited: list[Recorded] = []  # every 429 this server answered
         self.attachment_downloads: list[int] = []
+        self.upload_limit = 10 * 1024 * 1024  # bytes per uploaded file, as for a server without boosts
         self.faults = FaultPlan()
         self._buckets: dict[str, Bucket] = {}
         self._changed = asyncio.Event()
@@ -786,6 +789,26 @@ class FakeDiscord:
         if not partial and not content and not embeds:
             raise DiscordError(400, 50006, "Cannot send an empty message")
 
+    def _attachments_of(self, message: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A message's attachments after an edit: the kept ones (by id) and the files uploaded with it
+        (by their index in the multipart body)."""
+        uploaded: dict[str, tuple[str, str | None, bytes]] = body.get(UPLOADED, {})
+        if any(len(data) > self.upload_limit for _, _, data in uploaded.values()):
+            raise DiscordError(413, 40005, "Request entity too large")
+        kept = {item["id"]: item for item in message.get("attachments", [])}
+        attachments = []
+        for item in body["attachments"] or []:
+            key = str(item.get("id"))
+            if key in uploaded:
+                filename, content_type, data = uploaded[key]
+                attachment = self.add_attachment(item.get("filename") or filename, data, content_type)
+                attachments.append(attachment.payload(self.base_url))
+            elif key in kept:
+                attachments.append(kept[key])
+            else:
+                raise _form_error("attachments", "Unknown attachment")
+        return attachments
+
     def _find_channel(self, channel_id: str) -> dict[str, Any]:
         channel = self.channels.get(int(channel_id))
         if channel is None:
@@ -806,7 +829,9 @@ class FakeDiscord:
         if not request.path.startswith("/api/"):
             return await handler(request)
         body: Any = None
-        if request.can_read_body:
+        if request.content_type == "multipart/form-data":
+            body = await _multipart(request)
+        elif request.can_read_body:
             body = (
                 await request.json() if request.content_type == "application/json" else await request.text()
             )
@@ -965,12 +990,16 @@ class FakeDiscord:
 
     async def _apply_edit(self, message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         self._validate_message(body, partial=True)
+        # Files first: a refused one leaves the message as it was.
+        attachments = self._attachments_of(message, body) if "attachments" in body else None
         if "content" in body:
             message["content"] = body["content"] or ""
         if "embeds" in body:
             message["embeds"] = body["embeds"] or []
         if "components" in body:
             message["components"] = body["components"] or []
+        if attachments is not None:
+            message["attachments"] = attachments
         message["flags"] = message.get("flags", 0) & ~LOADING
         message["edited_timestamp"] = now_iso()
         message.setdefault("_edits", 0)
@@ -1181,3 +1210,22 @@ def _too_many(retry_after: float, *, bucket: str, limit: int) -> web.Response:
     }
     body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
     return _json(body, status=429, headers=headers)
+
+
+UPLOADED = "_uploaded"  # where a multipart body keeps its files: index -> (filename, content type, bytes)
+
+
+async def _multipart(request: web.Request) -> dict[str, Any]:
+    """A multipart body as Discord reads it: the JSON of `payload_json`, and the files `files[n]`."""
+    body: dict[str, Any] = {}
+    uploaded: dict[str, tuple[str, str | None, bytes]] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, BodyPartReader)
+        if part.name == "payload_json":
+            body.update(json.loads(await part.text()))
+        elif part.name and (index := re.fullmatch(r"files\[(\d+)\]", part.name)):
+            data = bytes(await part.read())
+            uploaded[index.group(1)] = (part.filename or "file", part.headers.get("Content-Type"), data)
+    body[UPLOADED] = uploaded
+    return body

@@ -16,6 +16,10 @@ What it enforces, as Slack does:
 - native streaming: `chat.startStream` needs a thread and, outside DMs, the recipient; streams
   expire (`message_not_in_streaming_state`), and a workspace can refuse streaming altogether;
 - a response_url takes at most five messages (`used_url` after that);
+- file uploads as `files_upload_v2` makes them: `files.getUploadURLExternal` (needs `files:write`),
+  the bytes POSTed to the URL it gave (their length must be the one announced), then
+  `files.completeUploadExternal` shares them in `channel_id`, where the bot must be a member;
+  `conversations.open` (needs `im:write`) opens the DM with a person;
 - the 3-second acknowledgement window for every delivery (see slack_delivery.py).
 
     async with FakeSlack() as slack:
@@ -116,7 +120,8 @@ class Message:
     attachments: list[dict[str, Any]] = field(default_factory=list)  # e.g. a shared message
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task cards of a stream, by id
     subtype: str | None = None
-    markdown: bool = False  # posted with markdown_text
+    markdown: bool = False  # rendered as standard Markdown: posted with markdown_text or markdown blocks
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # Block Kit blocks, as sent
     streaming: bool = False
     stream_started: float = 0.0
     edits: int = 0
@@ -132,6 +137,8 @@ class Message:
             data["files"] = self.files
         if self.attachments:
             data["attachments"] = self.attachments
+        if self.blocks:
+            data["blocks"] = self.blocks
         if self.edits:
             data["edited"] = {"user": self.user or "", "ts": self.ts}
         if channel:
@@ -175,6 +182,19 @@ class StoredFile:
     redirect_to: str | None = None  # Slack's file host answers with a redirect there
 
 
+@dataclass
+class Upload:
+    """A file the app uploaded: announced, then its bytes, then shared (or never completed)."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None  # where files.completeUploadExternal shared it
+    initial_comment: str | None = None
+
+
 class FakeSlack:
     def __init__(self, *, ack_timeout_s: float = ACK_TIMEOUT_S, stream_ttl_s: float = STREAM_TTL_S):
         self.ack_timeout_s = ack_timeout_s
@@ -188,6 +208,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, Channel] = {}
         self.files: dict[str, StoredFile] = {}
+        self.uploads: dict[str, Upload] = {}
         self.calls: list[Call] = []
         self.ephemerals: list[Ephemeral] = []
         self.statuses: list[tuple[str, str, str]] = []  # (channel, thread_ts, status)
@@ -226,6 +247,7 @@ class FakeSlack:
         app.router.add_get("/link", self.socket.handle)
         app.router.add_get("/files-pri/{key}/{name:.*}", self._file)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner, self.port = await serve_on_loopback(app)
         return self
 
@@ -519,9 +541,20 @@ class FakeSlack:
         return await self._deliver("interactive", payload, user=user, channel=channel)
 
     async def click(self, user: str, channel: str, message_ts: str, action_id: str, value: str) -> Delivery:
-        """`user` presses a Block Kit button of a message: a `block_actions` interactive payload."""
+        """`user` presses a Block Kit button of a message (a `button`, or one of `feedback_buttons`): a
+        `block_actions` interactive payload. Only an element the message shows can be pressed."""
         message = self.message(channel, message_ts)
         assert message is not None
+        [(block_id, element)] = [
+            (block.get("block_id", "b"), element)
+            for block in message.blocks
+            for element in block.get("elements", [])
+            if isinstance(element, dict) and element.get("action_id") == action_id
+        ]
+        values = [element.get("value")]
+        if element["type"] == "feedback_buttons":
+            values = [element["positive_button"]["value"], element["negative_button"]["value"]]
+        assert value in values, f"{value!r} is not a value of {action_id}"
         payload = {
             "type": "block_actions",
             "token": "verification-token",
@@ -535,9 +568,9 @@ class FakeSlack:
             "api_app_id": APP_ID,
             "actions": [
                 {
-                    "type": "button",
+                    "type": element["type"],
                     "action_id": action_id,
-                    "block_id": "b",
+                    "block_id": block_id,
                     "value": value,
                     "action_ts": self._ts(),
                 }
@@ -692,7 +725,7 @@ class FakeSlack:
         text, markdown = _message_text(args)
         thread_ts = args.get("thread_ts") or None
         message = Message(channel.id, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, thread_ts=thread_ts)
-        message.markdown = markdown
+        message.markdown, message.blocks = markdown, _blocks(args)
         channel.messages.append(message)
         self._echo(self._message_event(message))
         return {"channel": channel.id, "ts": message.ts, "message": message.wire()}
@@ -704,6 +737,7 @@ class FakeSlack:
         message.streaming = False
         previous = message.wire()
         message.text, message.markdown = _message_text(args)
+        message.blocks = _blocks(args)
         message.edits += 1
         self._echo(self._change_event(channel.id, message, previous))
         return {"channel": channel.id, "ts": message.ts, "text": message.text}
@@ -781,6 +815,56 @@ class FakeSlack:
         if stored is None:
             raise SlackError("file_not_found")
         return {"file": stored.info}
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("im:write")
+        users = str(args.get("users") or "").split(",")
+        if len(users) != 1 or users[0] not in self.users:
+            raise SlackError("user_not_found")
+        return {"channel": {"id": self.open_dm(users[0])}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("files:write")
+        filename, length = str(args.get("filename") or ""), int(args.get("length") or 0)
+        if not filename or length <= 0:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self.uploads[file_id] = Upload(file_id, filename, length)
+        return {"upload_url": f"{self.origin}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need_scope("files:write")
+        files = json.loads(str(args.get("files") or "[]"))
+        uploads = [self.uploads.get(str(f.get("id"))) for f in files]
+        if not uploads or any(u is None or u.data is None or u.channel is not None for u in uploads):
+            raise SlackError("file_upload_incomplete")
+        channel = self._readable({"channel": args.get("channel_id")}) if args.get("channel_id") else None
+        shared = []
+        for upload, described in zip(uploads, files, strict=True):
+            assert upload is not None
+            upload.title = str(described.get("title") or upload.filename)
+            if channel is not None:
+                upload.channel, upload.initial_comment = channel.id, args.get("initial_comment")
+            shared.append({"id": upload.id, "title": upload.title, "name": upload.filename})
+        if channel is not None:
+            text = str(args.get("initial_comment") or "")
+            message = Message(channel.id, self._ts(), text, user=BOT_USER_ID, bot_id=BOT_ID, files=shared)
+            channel.messages.append(message)
+        return {"files": shared}
+
+    def _need_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise SlackError("missing_scope", needed=scope, provided=",".join(sorted(self.scopes)))
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        data = await request.read()
+        if upload is None or upload.data is not None:
+            return web.Response(status=404, text="unknown upload")
+        if len(data) != upload.length:
+            return web.Response(status=400, text="length mismatch")
+        upload.data = data
+        return web.Response(text="OK - " + str(len(data)))
 
     def _m_assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.status_refusal:
@@ -963,7 +1047,27 @@ def _message_text(args: dict[str, Any]) -> tuple[str, bool]:
         raise SlackError("no_text")
     if len(text) > MAX_TEXT:
         raise SlackError("msg_too_long")
-    return str(text), False
+    return str(text), bool(markdown_blocks)
+
+
+def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's blocks, checked where Slack is strict about them (context_actions)."""
+    blocks = args.get("blocks") if isinstance(args.get("blocks"), list) else []
+    for block in blocks:
+        if block.get("type") != "context_actions":
+            continue
+        elements = block.get("elements") or []
+        if not 1 <= len(elements) <= 5:
+            raise SlackError("invalid_blocks", detail="context_actions takes 1 to 5 elements")
+        for element in elements:
+            if element.get("type") == "feedback_buttons":
+                for side in ("positive_button", "negative_button"):
+                    button = element.get(side) or {}
+                    if (button.get("text") or {}).get("type") != "plain_text" or not button.get("value"):
+                        raise SlackError("invalid_blocks", detail=f"{side} needs plain_text text and a value")
+            elif element.get("type") != "icon_button":
+                raise SlackError("invalid_blocks", detail="context_actions takes feedback or icon buttons")
+    return blocks
 
 
 def _stream_text(args: dict[str, Any]) -> str:

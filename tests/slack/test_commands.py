@@ -196,7 +196,7 @@ async def test_only_admins_set_the_workspaces_effort(
     assert model_server.requests[-1].body["reasoning_effort"] == "high"
 
 
-async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
+async def test_cost_reports_spend_privately_with_its_chart_in_the_dm_and_admins_see_top_spenders(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
     bot = await start_bot()
@@ -207,8 +207,31 @@ async def test_cost_reports_spend_privately_and_admins_see_top_spenders(
     await bot.idle()
     [mine] = private_texts(world.slack, world.alice)
     assert "1 request" in mine and "$" in mine and "Top spenders" not in mine
+    assert mine.endswith("\n\n📈 A chart of the last 30 days is in your direct messages with me.")
     [everyone] = private_texts(world.slack, world.boss)
     assert "Top spenders" in everyone and f"<@{world.alice}>" in everyone
+
+    [upload] = [u for u in world.slack.uploads.values() if u.channel == world.slack.open_dm(world.alice)]
+    assert (upload.filename, upload.title) == ("spend.png", "Spend per day, last 30 days")
+    assert upload.data is not None and upload.data.startswith(b"\x89PNG\r\n\x1a\n")
+    [shared] = world.slack.bot_messages(upload.channel)
+    assert [file["id"] for file in shared.files] == [upload.id]
+
+
+@pytest.mark.parametrize("refusal", ["no files:write scope", "no im:write scope", "upload refused"])
+async def test_cost_falls_back_to_text_only_when_slack_refuses_the_chart(
+    start_bot: StartBot, world: World, model_server: FakeModelServer, refusal: str
+):
+    bot = await start_bot()
+    if refusal == "upload refused":
+        world.slack.fail_next("files.completeUploadExternal", "not_allowed")
+    else:
+        world.slack.scopes.discard(refusal.split()[1])
+    await world.slack.slash(world.alice, world.general, "cost")
+    await bot.idle()
+    [report] = private_texts(world.slack, world.alice)
+    assert "0 requests" in report and "direct messages" not in report
+    assert not [upload for upload in world.slack.uploads.values() if upload.channel is not None]
 
 
 async def test_summarize_sums_up_recent_messages_and_shared_media_in_a_thread(

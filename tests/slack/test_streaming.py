@@ -25,7 +25,8 @@ async def test_answers_in_threads_stream_natively(
     start = world.slack.calls_to("chat.startStream")[0].args
     assert (start["recipient_user_id"], start["recipient_team_id"]) == (world.alice, "T0FAKE")
     assert world.slack.calls_to("chat.stopStream")
-    assert world.slack.calls_to("chat.update") == []
+    [update] = world.slack.calls_to("chat.update")  # only to add the feedback buttons, once it ended
+    assert update.args["text"] == reply.text and update.args["blocks"][-1]["type"] == "context_actions"
 
 
 async def test_when_native_streaming_is_refused_the_answer_is_posted_and_edited(
@@ -38,8 +39,9 @@ async def test_when_native_streaming_is_refused_the_answer_is_posted_and_edited(
     await bot.idle()
     [reply] = world.slack.bot_messages(world.general, thread_ts=first)
     assert reply.text.startswith(FULL) and reply.markdown
-    assert world.slack.calls_to("chat.update")
-    assert all("markdown_text" in call.args for call in world.slack.calls_to("chat.update"))
+    *edits, buttons = world.slack.calls_to("chat.update")
+    assert edits and all("markdown_text" in call.args for call in edits)
+    assert buttons.args["blocks"][-1]["type"] == "context_actions"
     second = await world.slack.post(world.alice, world.general, world.mention("again"))
     await bot.idle()
     assert world.slack.bot_messages(world.general, thread_ts=second)[0].text.startswith("Second.")

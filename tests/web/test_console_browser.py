@@ -3,12 +3,14 @@ just forms, links, cookies and the server-rendered chart, as an admin would use 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -16,12 +18,16 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from bots.http import HttpServer, readiness_from_probes
 from bots.web.app import mount_console
+from bots.web.live import ServiceAnswers
 from core.config import Settings
-from core.models import ConversationKey
+from core.models import ConversationKey, Turn
 from core.money import format_usd
+from core.reply.surface import PlatformLimits
 from core.service import ChatService
 from core.store.base import Reservation, UsageFilter, utc_now
 from tests.core.store.entries import entry
+from tests.fakes.memory_surface import MemorySurface
+from tests.fakes.model_server import API_KEY, FakeModelServer, Script
 from tests.web.conftest import TOKEN
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -39,13 +45,13 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @asynccontextmanager
-async def console(tmp_path: Path) -> AsyncIterator[tuple[ChatService, str]]:
+async def console(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[ChatService, str]]:
     settings = Settings(
-        _env_file=None, database_url=f"sqlite:///{tmp_path / 'seedbot.db'}", admin_token=TOKEN
+        _env_file=None, database_url=f"sqlite:///{tmp_path / 'seedbot.db'}", admin_token=TOKEN, **overrides
     )
     service = await ChatService.open(settings)
     server = HttpServer(service.metrics, readiness_from_probes({}), host="127.0.0.1")
-    mount_console(server, service, settings)
+    mount_console(server, service, settings, live=ServiceAnswers(service))
     try:
         async with server:
             yield service, f"http://127.0.0.1:{server.port}/admin"
@@ -165,3 +171,38 @@ async def test_after_logout_the_old_cookie_no_longer_works(browser: Browser, tmp
         assert again.url == f"{base}/login"
         await replay.close()
         await page.context.close()
+
+
+async def test_the_live_view_shows_an_answer_streaming_and_its_stop_button_stops_it(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with FakeModelServer() as model:
+        async with console(tmp_path, aiml_api_key=API_KEY, aiml_base_url=model.base_url) as (service, base):
+            model.enqueue(Script(reasoning="let me see", content="word " * 2000, chunk_chars=5, delay_s=0.02))
+            surface = MemorySurface(PlatformLimits("test", 2000, 50, 1.0))
+            key = ConversationKey("slack", "T1", "C1", "1.0")
+            question = Turn(key=key, user_id="U7", user_name="Uma", text="go on", effort="low")
+            answering = asyncio.create_task(service.answer(question, surface))
+            page = await browser.new_page()
+            await log_in(page, base)
+            await page.get_by_role("link", name="Live").click()
+            row = page.locator("#live tbody tr")
+            for _ in range(50):  # until the answer's first words have streamed (bounded)
+                if "answering" in await page.locator("main").inner_text():
+                    break
+                await asyncio.sleep(0.1)
+                await page.reload()
+            assert await row.count() == 1
+            cells = await row.inner_text()
+            assert "slack · T1 · C1" in cells and "U7" in cells and "low" in cells and "answering" in cells
+            assert await page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "5"
+
+            async with page.expect_navigation():  # the POST, then back to the Live page
+                await row.get_by_role("button", name="Stop").click()
+            assert page.url == f"{base}/live"
+            outcome = await asyncio.wait_for(answering, 10)
+            assert outcome.status == "stopped"
+            assert "\n\n⏹️ Stopped.\n\n_low effort" in surface.texts[-1]  # then the footer
+            await page.reload()  # the stopped answer may still have been finishing at the redirect
+            assert "No answer is being written right now." in await page.locator("main").inner_text()
+            await page.context.close()

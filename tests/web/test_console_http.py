@@ -18,12 +18,12 @@ from core.metrics import Metrics
 from core.models import ConversationKey
 from core.preferences import effort_for, system_prompt_for
 from core.service import ChatService
-from core.store.base import Reservation
+from core.store.base import Feedback, Reservation
 from tests.core.store.entries import entry
 from tests.web.conftest import TOKEN, ConsoleServer
 from tests.web.pages import csrf_of, log_in, logged_in
 
-PAGES = ["/admin", "/admin/budgets", "/admin/channels", "/admin/problems", "/admin/live"]
+PAGES = ["/admin", "/admin/budgets", "/admin/channels", "/admin/problems", "/admin/feedback", "/admin/live"]
 
 
 async def test_without_a_token_admin_and_everything_under_it_is_404(
@@ -318,4 +318,41 @@ async def test_the_live_page_lists_answers_refreshes_itself_and_stops_one(
 async def test_without_a_pipeline_the_live_page_says_nothing_can_be_listed(client: httpx.AsyncClient) -> None:
     await logged_in(client)
     page = (await client.get("/admin/live")).text
-    assert "does not report its answers in flight" in page
+    assert "runs without an answer pipeline" in page
+
+
+async def test_the_feedback_page_shows_rates_per_channel_and_effort_and_links_the_disliked_answers(
+    console_server: ConsoleServer, client: httpx.AsyncClient
+) -> None:
+    store = console_server.service.store
+    key = ConversationKey("slack", "T1", "C1", "1.0")
+    reply = await store.add_message(
+        key, "assistant", "seedbot", "seedbot", "It is <b>42</b>.", platform_message_id="1.5"
+    )
+
+    def press(user: str, rating: str, effort: str, message: str = "1.5") -> Feedback:
+        return Feedback("slack", "T1", "C1", message, user, rating, effort, 3, Decimal("0.0123"), reply)  # type: ignore[arg-type]
+
+    for pressed in (press("U1", "down", "high"), press("U2", "up", "high"), press("U3", "up", "low", "1.9")):
+        await store.record_feedback(pressed)
+    await logged_in(client)
+    page = (await client.get("/admin/feedback")).text
+
+    by_channel = page.split('id="rates-by-channel"')[1].split("</table>")[0]
+    assert 'href="/admin/channel/slack/T1/C1"' in by_channel
+    assert '<td class="num">2</td><td class="num">1</td><td class="num">67%</td>' in by_channel
+    by_effort = page.split('id="rates-by-effort"')[1].split("</table>")[0]
+    assert "<td>high</td>" in by_effort and "50%" in by_effort and "<td>low</td>" in by_effort
+    disliked = page.split('id="disliked"')[1].split("</table>")[0]
+    assert disliked.count("<tr>") == 2  # the header and U1's 👎
+    assert 'href="/admin/answer/slack/1.5"' in disliked and "U1" in disliked and "$0.0123" in disliked
+
+    answer = await client.get("/admin/answer/slack/1.5")
+    assert answer.status_code == 200 and "It is &lt;b&gt;42&lt;/b&gt;." in answer.text
+    gone = await client.get("/admin/answer/slack/9.9")
+    assert gone.status_code == 404 and "no longer stored" in gone.text
+
+
+async def test_without_feedback_the_page_says_so(client: httpx.AsyncClient) -> None:
+    await logged_in(client)
+    assert "Nobody has pressed 👍 or 👎" in (await client.get("/admin/feedback")).text

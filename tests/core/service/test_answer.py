@@ -461,3 +461,20 @@ async def test_the_reply_is_closed_exactly_once_however_the_answer_ends(make_set
     await service.close()
     assert outcome.status == ending
     assert surface.closed == 1
+
+
+async def test_live_lists_the_answer_being_written_and_stop_answer_ends_it(service, model_server):
+    model_server.enqueue(Script(reasoning="hmm " * 5, content="word " * 400, chunk_chars=5, delay_s=0.02))
+    surface = MemorySurface(LIMITS)
+    task = asyncio.create_task(service.answer(turn("q", effort="high"), surface))
+    await shown(surface, "word")
+    [answer] = service.live()
+    assert (answer.platform, answer.workspace, answer.channel, answer.user) == ("test", "W1", "C1", "U1")
+    assert answer.effort == "high" and answer.step == "answering"
+    assert answer.tokens >= 5  # the four reasoning chunks and at least one answer chunk
+    assert [again.id for again in service.live()] == [answer.id]  # stable while it runs
+    assert service.stop_answer("not-an-answer") is False
+    assert service.stop_answer(answer.id) is True
+    assert (await asyncio.wait_for(task, 10)).status == "stopped"
+    assert "Stopped" in surface.texts[-1]
+    assert service.live() == [] and service.stop_answer(answer.id) is False

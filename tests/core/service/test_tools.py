@@ -229,6 +229,7 @@ async def test_stop_while_a_slow_tool_runs_cancels_it(service, model_server, sit
     surface = MemorySurface(LIMITS)
     task = asyncio.create_task(service.answer(turn(message_id="p1"), surface))
     await asyncio.wait_for(site.slow_started.wait(), 10)
+    assert [answer.step for answer in service.live()] == ["running fetch_url"]
     assert service.stop("test", "p1")
     outcome = await asyncio.wait_for(task, 5)
 
@@ -381,6 +382,7 @@ async def test_shutdown_while_waiting_for_a_confirmation(mcp_service, model_serv
     surface = ToolSurface(LIMITS)
     task = asyncio.create_task(mcp_service.answer(turn(), surface))
     await asyncio.wait_for(surface.question_shown.wait(), 10)
+    assert [answer.step for answer in mcp_service.live()] == ["waiting for confirmation"]
     # Another conversation is answered meanwhile: a pending question blocks only its own answer.
     other = Turn(key=ConversationKey("test", "W1", "C2"), user_id="U2", user_name="Bo", text="hi")
     assert (await asyncio.wait_for(mcp_service.answer(other, MemorySurface(LIMITS)), 10)).status == "complete"

@@ -15,7 +15,7 @@ from bots.db_copy import progress_printer
 from core.config import load_settings
 from core.models import AttachmentMeta, ConversationKey
 from core.store import open_store, upgrade
-from core.store.base import ReservationRequest, SettingChange, Store, UsageFilter, UsageTotals
+from core.store.base import Feedback, ReservationRequest, SettingChange, Store, UsageFilter, UsageTotals
 from tests.core.store.entries import NOW, entry
 
 THREAD = ConversationKey("slack", "T1", "C1", "1700000000.000100")
@@ -40,6 +40,9 @@ async def populate(store: Store) -> None:
         SettingChange("ann (console)", "effort", "channel", "slack", "C1", None, "high", at=NOW)
     )
     await store.claim_event("slack", "Ev1")
+    await store.record_feedback(
+        Feedback("slack", "T1", "C1", "r3", "U2", "down", "high", 3, Decimal("0.012345678"), reply, at=NOW)
+    )
     # Amounts down to the nano-dollar, which the copy must keep exactly.
     await store.record_usage(*(entry(usd=Decimal("0.000000001") * (n + 1)) for n in range(50)))
     await store.record_usage(entry(platform="discord", workspace="G1", usd=Decimal("12.345678901")))
@@ -59,6 +62,7 @@ async def snapshot(url: str) -> tuple[object, ...]:
             await store.usage_totals(UsageFilter("slack")),
             await store.usage_breakdown(UsageFilter("discord"), "workspace"),
             await store.setting_changes(),
+            await store.disliked_answers(),
         )
     finally:
         await store.close()
