@@ -219,8 +219,11 @@ class SlackSurface:
     async def offer_feedback(self, subject: FeedbackSubject) -> None:
         """👍 / 👎 under the finished answer: its last message again, with the buttons, in one chat.update."""
         await self._stop_streams()  # a message still streaming cannot be updated
+        # From the workspace's chat.update budget like any edit, after every final waiting for it.
+        if not await self._draw("chat.update", priority="routine", patience_s=PATIENCE_S["urgent"]):
+            return
         text = defuse_mentions(subject.text)
-        async with platform_errors():
+        async with self._penalizing("chat.update"), platform_errors():
             await self._client.chat_update(
                 channel=self._channel,
                 ts=subject.message.id,
