@@ -20,7 +20,7 @@ async def test_of_two_uncoordinated_instances_starting_together_one_waits_for_th
     winner = one if joining[0] in done else two
     assert await store.live_instances() == [winner.id]
     await winner.leave()
-    await asyncio.wait_for(waiting.pop(), 5.0)
+    await asyncio.wait_for(waiting.pop(), 10.0)
     assert await store.live_instances() == [(two if winner is one else one).id]
     await store.close()
 
