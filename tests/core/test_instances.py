@@ -14,3 +14,31 @@ async def test_coordinated_instances_run_side_by_side(make_settings):
     await asyncio.wait_for(asyncio.gather(one.join(), two.join()), 2.0)
     assert await store.live_instances() == sorted([one.id, two.id])
     await store.close()
+
+
+async def nothing() -> None:
+    """What a test instance does after each heartbeat: it has no dead peers to take over from."""
+
+
+async def test_of_two_uncoordinated_instances_starting_together_one_waits_while_the_other_lives(
+    make_settings,
+):
+    store = await open_store(make_settings())
+    instances = [Instance(store, coordinated=False, lease_s=4.0) for _ in range(2)]
+    joining = {asyncio.create_task(instance.join()): instance for instance in instances}
+    started, waiting = await asyncio.wait(joining, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    [first] = started  # both at once would be two uncoordinated instances answering
+    winner = joining[first]
+    [still_waiting] = waiting
+    loser = joining[still_waiting]
+    renewing = asyncio.create_task(winner.keep_alive(nothing))
+    # Two whole leases later the winner, renewing, is still the only one.
+    await asyncio.wait([still_waiting], timeout=2 * winner.lease_s)
+    assert not still_waiting.done()
+    assert await store.live_instances() == [winner.id]
+    renewing.cancel()
+    await asyncio.gather(renewing, return_exceptions=True)
+    await winner.leave()
+    await asyncio.wait_for(still_waiting, 20)
+    assert await store.live_instances() == [loser.id]
+    await store.close()
