@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, TextIO, runtime_checkable
 
-from bots.http import HttpServer, readiness_from_probes, store_probe
+from bots.http import HttpServer, Probe, readiness_from_probes, store_probe
 from bots.logs import configure_logging
 from bots.opening import open_service
 from bots.web.app import mount_console
@@ -63,6 +63,18 @@ def wanted_platforms(settings: Settings, asked: Sequence[str]) -> tuple[list[str
     return list(asked), problems
 
 
+def health_server(
+    service: ChatService, *, port: int, host: str = "0.0.0.0"
+) -> tuple[HttpServer, dict[str, Probe]]:
+    """/healthz, /readyz and /metrics of `service`, and the probes /readyz runs (the platforms' are
+    added to them before it starts): the database is required; Redis is shown, never required, since
+    without it an instance still answers, pacing and stopping alone."""
+    probes: dict[str, Probe] = {"database": store_probe(service.store)}
+    http = HttpServer(service.metrics, readiness_from_probes(probes), host=host, port=port)
+    http.add_readiness_detail("redis", service.redis_state)
+    return http, probes
+
+
 def build_runners(settings: Settings, service: ChatService, http: HttpServer | None, names: Sequence[str]):
     runners: dict[str, Runner] = {}
     if "slack" in names:
@@ -94,8 +106,7 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
         loop.add_signal_handler(signum, stop.set)
     try:
         if settings.http_port is not None:
-            probes = {"database": store_probe(service.store)}
-            http = HttpServer(service.metrics, readiness_from_probes(probes), port=settings.http_port)
+            http, probes = health_server(service, port=settings.http_port)
             mount_console(http, service, settings, live=ServiceAnswers(service))
         elif settings.admin_token is not None:
             log.warning("SEEDBOT_ADMIN_TOKEN is set but SEEDBOT_HTTP_PORT is not: the admin console is off")
@@ -107,10 +118,6 @@ async def run(settings: Settings, asked: Sequence[str] = (), *, err: TextIO = sy
                     http.add_readiness_detail(f"{name}_shards", runner.shard_readiness)
             await http.start()
         await service.join_instances(coordinated=settings.redis_url is not None)
-        if http is not None and service.stops is not None:
-            # Shown, not required: without Redis an instance still answers, pacing and stopping alone.
-            stops = service.stops
-            http.add_readiness_detail("redis", lambda: {"stops": stops.listening.is_set()})
         for name, runner in runners.items():
             await runner.start()
             log.info("%s connected", name)

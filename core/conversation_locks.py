@@ -4,7 +4,9 @@ the platform sent each message to.
 A Redis lock per conversation, held under a fencing token (a number that only grows) and an expiry
 that the holder keeps renewing: a crashed holder stops renewing, and the conversation is free again
 within `LOCK_S`. Release and renewal only touch the lock while it still holds the holder's token.
-Without Redis, or while it is away, each instance keeps its own order (logged once).
+Without Redis, or while it is away, each instance keeps its own order (logged and counted once per
+outage, `RedisLink` "locks"). A lock whose release did not reach Redis is released at the next call
+that does, rather than left to block the conversation until it expires.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from core.coordination import REDIS_TIMEOUT_S, RedisLink
 from core.models import ConversationKey
 
 log = logging.getLogger("seedbot.conversation_locks")
@@ -34,10 +38,15 @@ def _name(key: ConversationKey) -> str:
 
 
 class SharedLocks:
-    def __init__(self, url: str, *, lock_s: float = LOCK_S) -> None:
-        self._redis = redis.from_url(url)
+    def __init__(self, url: str, *, lock_s: float = LOCK_S, link: RedisLink | None = None) -> None:
+        # Bounded calls: an answer waits on them, and going on in this instance's order beats hanging.
+        self._redis = redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
         self.lock_s = lock_s
-        self._warned = False
+        self.link = link or RedisLink("locks")
+        # Lock name -> (our token, when it expires by itself): locks released while Redis was away.
+        self._unreleased: dict[str, tuple[int, float]] = {}
 
     @contextlib.asynccontextmanager
     async def hold(self, key: ConversationKey) -> AsyncIterator[int | None]:
@@ -54,8 +63,7 @@ class SharedLocks:
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
-            with contextlib.suppress(RedisError):
-                await self._redis.eval(_RELEASE, 1, name, str(token))
+            await self._release(name, token)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -63,19 +71,30 @@ class SharedLocks:
     async def _acquire(self, name: str) -> int | None:
         try:
             token = int(await self._redis.incr(f"{name}:fence"))
+            self._answered()
+            for held, (ours, expires) in list(self._unreleased.items()):
+                if time.monotonic() < expires:
+                    await self._release(held, ours)
+                else:
+                    del self._unreleased[held]  # gone by itself already
             # Another instance's lock is in Redis, not in this process: nothing here to wait on but time.
             # A crashed holder's lock expires by itself.
             while not await self._redis.set(name, str(token), nx=True, px=int(self.lock_s * 1000)):  # noqa: ASYNC110
                 await asyncio.sleep(WAIT_EVERY_S)
-        except RedisError as error:
-            if not self._warned:
-                log.warning("Redis is away: conversations keep their order per instance only (%s)", error)
-                self._warned = True
+        except (RedisError, OSError) as error:
+            self._failed(error)
             return None
-        if self._warned:
-            log.info("conversations keep their order across instances again")
-            self._warned = False
         return token
+
+    async def _release(self, name: str, token: int) -> None:
+        try:
+            # Only while it still holds our token: a later holder's lock is left alone.
+            await self._redis.eval(_RELEASE, 1, name, str(token))
+        except (RedisError, OSError) as error:
+            self._unreleased[name] = (token, time.monotonic() + self.lock_s)
+            self._failed(error)
+        else:
+            self._unreleased.pop(name, None)
 
     async def _renew(self, name: str, token: int) -> None:
         while True:
@@ -84,5 +103,15 @@ class SharedLocks:
                 if not await self._redis.eval(_RENEW, 1, name, str(token), str(int(self.lock_s * 1000))):
                     log.warning("lost the turn of %s (it expired while held)", name)
                     return
-            except RedisError as error:
-                log.warning("turn of %s not renewed (%s)", name, error)
+            except (RedisError, OSError) as error:
+                self._failed(error)  # tried again at the next renewal, while the lock has not expired
+            else:
+                self._answered()
+
+    def _failed(self, error: BaseException) -> None:
+        if self.link.lost():
+            log.warning("Redis is away: conversations keep their order per instance only (%s)", error)
+
+    def _answered(self) -> None:
+        if self.link.back():
+            log.info("conversations keep their order across instances again")

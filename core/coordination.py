@@ -9,6 +9,9 @@ budget, updated by a Lua script so a take is atomic across instances), so N inst
 workspace's budgets. `FailoverBuckets` uses Redis while it answers and in-process buckets while it
 does not, logging the switch once and checking Redis again every few seconds.
 
+`RedisLink` is what one part that uses Redis (these budgets, the stops, the conversation locks) last
+saw of it, so each part logs and counts an outage once, however many calls fail during it.
+
 Times are wall-clock seconds (`time.time()`): instances sharing Redis compare them.
 """
 
@@ -24,6 +27,37 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger("seedbot.coordination")
+
+# Seconds to connect to Redis, and for one reply, before a call counts as failed. A budget or a lock
+# that waits longer than this holds an answer up; going on alone is better.
+REDIS_TIMEOUT_S = 1.0
+
+
+class RedisLink:
+    """Whether one part that uses Redis (`part`: "budgets", "stops" or "locks") reached it at its latest
+    call. `lost()` and `back()` are True only when that changes, so the caller logs an outage once and
+    its end once; `on_change(part, reachable)` hears each change (the metrics count each outage once)."""
+
+    def __init__(self, part: str, on_change: Callable[[str, bool], None] = lambda part, reachable: None):
+        self.part = part
+        self.reachable: bool | None = None  # None: not tried yet
+        self._on_change = on_change
+
+    def lost(self) -> bool:
+        """A call failed: True if Redis had answered before (or had not been tried: down from the start)."""
+        if self.reachable is False:
+            return False
+        self.reachable = False
+        self._on_change(self.part, False)
+        return True
+
+    def back(self) -> bool:
+        """A call succeeded: True if it follows an outage (the first success ever is no news)."""
+        if self.reachable is True:
+            return False
+        was, self.reachable = self.reachable, True
+        self._on_change(self.part, True)
+        return was is False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,15 +219,16 @@ class FailoverBuckets:
         *,
         retry_s: float = 5.0,
         on_fallback: Callable[[], None] = lambda: None,
+        link: RedisLink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._primary = primary
         self._fallback = MemoryBuckets()
         self._retry_s = retry_s
-        self._on_fallback = on_fallback
+        self._on_fallback = on_fallback  # every call served in-process (`link` hears each outage once)
+        self.link = link or RedisLink("budgets")
         self._clock = clock
         self._down_since: float | None = None
-        self._warned = False
         self.fallbacks = 0  # calls served by the in-process budgets
 
     @property
@@ -228,8 +263,7 @@ class FailoverBuckets:
 
     def _failed(self, error: BaseException) -> None:
         self._down_since = self._clock()
-        if not self._warned:
-            self._warned = True
+        if self.link.lost():
             log.warning(
                 "shared rate budgets unreachable (%s); pacing with this instance's own budgets until"
                 " they return",
@@ -237,19 +271,25 @@ class FailoverBuckets:
             )
 
     def _recovered(self) -> None:
-        if self._down_since is not None:
-            log.warning("shared rate budgets reachable again")
-            self._down_since = None
-            self._warned = False
+        self._down_since = None
+        if self.link.back():
+            log.info("shared rate budgets reachable again")
 
     def _count_fallback(self) -> None:
         self.fallbacks += 1
         self._on_fallback()
 
 
-def bucket_store(redis_url: str | None, *, on_fallback: Callable[[], None] = lambda: None) -> BucketStore:
+def bucket_store(
+    redis_url: str | None,
+    *,
+    on_fallback: Callable[[], None] = lambda: None,
+    link: RedisLink | None = None,
+) -> BucketStore:
     """Redis-backed budgets when a URL is set (with the in-process fallback), else in-process ones."""
     if not redis_url:
         return MemoryBuckets()
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return FailoverBuckets(RedisBuckets(client), on_fallback=on_fallback)
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+    return FailoverBuckets(RedisBuckets(client), on_fallback=on_fallback, link=link)

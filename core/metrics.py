@@ -20,6 +20,7 @@ from core.llm.types import Usage
 # A reasoning model's first token can take from a fraction of a second to minutes; an answer up to ~5 min.
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300)
 TOKEN_KINDS = ("prompt", "completion", "reasoning", "cached")
+REDIS_PARTS = ("budgets", "stops", "locks")  # what uses Redis (REDIS_URL), see core.coordination.RedisLink
 # The classic text format every Prometheus-compatible scraper reads; our metric names need nothing newer.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -100,11 +101,29 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self._redis_fallbacks = Counter(
+            "redis_fallbacks",
+            "Times a part lost Redis and went on alone (budgets: this instance's own rate budgets; stops:"
+            " stops no longer pass between instances; locks: conversations keep their order per instance)",
+            ["part"],
+            namespace=ns,
+            registry=reg,
+        )
+        # Absent without REDIS_URL: each part sets it at its first call to Redis.
+        self._redis_reachable = Gauge(
+            "redis_reachable",
+            "Whether a part reached Redis at its latest call (1) or goes on alone (0)",
+            ["part"],
+            namespace=ns,
+            registry=reg,
+        )
         # Fixed label sets start at zero so dashboards and rate() see the series before the first event.
         for kind in TOKEN_KINDS:
             self._tokens.labels(kind)
         for priority in ("urgent", "routine", "low"):
             self._deferred.labels(priority)
+        for part in REDIS_PARTS:
+            self._redis_fallbacks.labels(part)
 
     def record_answer(
         self,
@@ -160,6 +179,12 @@ class Metrics:
 
     def budget_fallback(self) -> None:
         self._budget_fallbacks.inc()
+
+    def redis_reachable(self, part: str, reachable: bool) -> None:
+        """`part` of REDIS_PARTS reached Redis again, or lost it (one outage, counted once)."""
+        self._redis_reachable.labels(part).set(1 if reachable else 0)
+        if not reachable:
+            self._redis_fallbacks.labels(part).inc()
 
     def stream_started(self) -> None:
         self._active.inc()

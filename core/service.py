@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from core.answer import Answer, AnswerOutcome, AnswerProgress, InFlight
 from core.config import ConfigError, Settings
 from core.conversation_locks import SharedLocks
-from core.coordination import bucket_store
+from core.coordination import RedisLink, bucket_store
 from core.costs import BudgetPolicy
 from core.instances import Instance
 from core.llm.client import ChatClient
 from core.locks import KeyedLocks
 from core.media import MediaPipeline
 from core.media.download import Downloads
-from core.metrics import Metrics
+from core.metrics import REDIS_PARTS, Metrics
 from core.models import ConversationKey, Turn
 from core.preferences import disabled_tools_for
 from core.reply.budgets import SharedBudgets
@@ -102,10 +102,11 @@ class ChatService:
         self.budgets = BudgetPolicy(settings, store)
         self.pacers = PacerRegistry()
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        # What each part that uses Redis last saw of it: logged, counted and shown once per outage.
+        self.redis_links = {part: RedisLink(part, metrics.redis_reachable) for part in REDIS_PARTS}
         # Budgets wider than a channel (a Slack workspace's per-method limits), shared by every reply.
-        self.reply_budgets = SharedBudgets(
-            bucket_store(redis_url, on_fallback=metrics.budget_fallback), metrics=metrics
-        )
+        store = bucket_store(redis_url, on_fallback=metrics.budget_fallback, link=self.redis_links["budgets"])
+        self.reply_budgets = SharedBudgets(store, metrics=metrics)
         self.metrics = metrics
         self.mcp = mcp or McpManager([])
         self.builtin_tools = builtin_tools(settings, media)
@@ -145,10 +146,21 @@ class ChatService:
         self.metrics.running_as(self.instance.id)
         if self.settings.redis_url is not None:
             url = self.settings.redis_url.get_secret_value()
-            self.stops = StopFanout(url, self._stop_here)
+            self.stops = StopFanout(url, self._stop_here, link=self.redis_links["stops"])
             self.stops.start()
-            self.shared_locks = SharedLocks(url)
+            self.shared_locks = SharedLocks(url, link=self.redis_links["locks"])
         self._recovered += await self.store.recover_streaming(self.instance.id)
+
+    def redis_state(self) -> dict[str, bool] | None:
+        """For /readyz (shown, never required: without Redis an instance answers, pacing and stopping
+        alone): whether the stop listener is subscribed now, and whether the budgets and the locks
+        reached Redis at their latest call (left out until they first try). None without REDIS_URL."""
+        if self.settings.redis_url is None:
+            return None
+        state = {part: link.reachable for part, link in self.redis_links.items() if part != "stops"}
+        if self.stops is not None:
+            state["stops"] = self.stops.listening.is_set()
+        return {part: reachable for part, reachable in state.items() if reachable is not None}
 
     async def keep_instance(self) -> None:
         """Renew the lease, and now and then take over what dead peers left streaming (cancel to stop)."""

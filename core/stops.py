@@ -4,6 +4,8 @@ A deleted prompt or a "stop" in a conversation lands on whichever instance the p
 answer may be streaming on another. Each instance applies stops it can locally and publishes the
 rest on Redis; every instance listens and applies what it has. Redis pub/sub delivers in well under a
 second; a stop published while Redis is away is lost (logged), and the listener comes back with it.
+Losing Redis is logged and counted once (`RedisLink` "stops"), whether a publish or the listener
+noticed first; its return is logged once too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from core.coordination import REDIS_TIMEOUT_S, RedisLink
 from core.models import ConversationKey
 
 log = logging.getLogger("seedbot.stops")
@@ -44,11 +47,13 @@ class Stop:
 
 
 class StopFanout:
-    def __init__(self, url: str, apply: Callable[[Stop], bool]) -> None:
-        self._redis = redis.from_url(url)
+    def __init__(self, url: str, apply: Callable[[Stop], bool], *, link: RedisLink | None = None) -> None:
+        # A connect timeout only: the listener's reads wait for stops as long as none comes.
+        self._redis = redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S)
         self._apply = apply
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # subscribed now (for readiness and tests)
+        self.link = link or RedisLink("stops")
 
     def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="stop-fanout")
@@ -56,8 +61,14 @@ class StopFanout:
     async def publish(self, stop: Stop) -> None:
         try:
             await self._redis.publish(CHANNEL, stop.encode())
-        except RedisError as error:
-            log.warning("a stop could not be passed to the other instances (%s)", error)
+        except (RedisError, OSError) as error:
+            if self.link.lost():
+                log.warning("Redis is away: a stop could not be passed to the other instances (%s)", error)
+            else:  # the outage is logged already; this is one stop it cost
+                log.info("a stop could not be passed to the other instances (Redis is still away)")
+            return
+        if self.link.back():
+            log.info("stops pass between instances again")
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -72,15 +83,15 @@ class StopFanout:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     self.listening.set()
-                    if failures:
-                        log.info("stops from other instances reach this one again")
+                    if self.link.back():
+                        log.info("stops pass between instances again")
                     failures = 0
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._received(message["data"])
-            except RedisError as error:
+            except (RedisError, OSError) as error:  # anything else would end the listener for good
                 self.listening.clear()
-                if not failures:
+                if self.link.lost():
                     log.warning("Redis is away: stops from other instances do not reach this one (%s)", error)
                 await asyncio.sleep(RECONNECT_S[min(failures, len(RECONNECT_S) - 1)])
                 failures += 1

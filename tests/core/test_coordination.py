@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ import pytest
 import redis.asyncio as redis
 
 from core.coordination import BucketStore, Draw, FailoverBuckets, MemoryBuckets, Rate, RedisBuckets
+from tests.proxy import Proxy
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TIER = Rate.per_minute(60, burst=3)  # one token a second
@@ -81,42 +81,6 @@ async def test_instances_sharing_redis_share_one_budget(redis_prefix: str):
     finally:
         await first.aclose()
         await second.aclose()
-
-
-class Proxy:
-    """A TCP relay to the real Redis that the test can take away and bring back (same port)."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._links):
-            writer.close()
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
-        self._links |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except OSError:
-                pass
-            finally:
-                sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 async def test_when_redis_goes_away_budgets_fall_back_once_logged_and_come_back(
