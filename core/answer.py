@@ -49,7 +49,7 @@ from core.prompts import summary_instruction
 from core.reply.footer import format_footer
 from core.reply.streamer import FinishResult, ReplyStreamer
 from core.reply.surface import MessageRef
-from core.store.base import CostSource, LedgerEntry, Reservation, utc_now
+from core.store.base import CostSource, LedgerEntry, Reservation, StoreError, utc_now
 from core.tools.base import ToolContext
 from core.tools.loop import ToolRunner, unique_ids
 from core.tools.toolbox import Toolbox
@@ -529,6 +529,7 @@ class Answer:
         """Save the growing answer and its latest message id now and then, so that after a crash the
         store holds what the chat shows and recovery knows which message to mark as interrupted."""
         saved_text, saved_ref = "", None
+        failing = False
         while True:
             refs = self.streamer.refs
             ref_id = refs[-1].id if refs else None
@@ -537,6 +538,12 @@ class Answer:
                 try:
                     await self.store.update_message(reply_id, text=text, platform_message_id=ref_id)
                     saved_text, saved_ref = text, ref_id
+                    failing = False
+                except StoreError as error:
+                    # The database is away: one line per outage, not one traceback per checkpoint.
+                    if not failing:
+                        log.warning("checkpoint of reply %s failed (%s); trying again", reply_id, error)
+                    failing = True
                 except Exception:
                     log.exception("checkpoint of reply %s failed; trying again", reply_id)
             await asyncio.sleep(CHECKPOINT_EVERY_S)
