@@ -26,6 +26,7 @@ from core.models import ConversationKey
 log = logging.getLogger("seedbot.conversation_locks")
 
 LOCK_S = 15.0
+FENCE_KEEP_S = 7 * 24 * 3600
 WAIT_EVERY_S = 0.05  # how often a waiter looks again; a turn is seconds long, this is noise
 # Renew or release only while the lock still holds our token (a compare-and-set in one step).
 _IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call({}) end return 0"
@@ -70,7 +71,7 @@ class SharedLocks:
 
     async def _acquire(self, name: str) -> int | None:
         try:
-            token = int(await self._redis.incr(f"{name}:fence"))
+            token = await self._next_token(name)
             self._answered()
             for held, (ours, expires) in list(self._unreleased.items()):
                 if time.monotonic() < expires:
@@ -85,6 +86,16 @@ class SharedLocks:
             self._failed(error)
             return None
         return token
+
+    async def _next_token(self, name: str) -> int:
+        """The conversation's next fencing token. Its counter is kept for `FENCE_KEEP_S` after the
+        latest turn (far longer than any holder lives), so Redis does not keep one per conversation
+        forever."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"{name}:fence")
+            pipe.expire(f"{name}:fence", FENCE_KEEP_S)
+            token, _ = await pipe.execute()
+        return int(token)
 
     async def _release(self, name: str, token: int) -> None:
         try:

@@ -10,6 +10,7 @@ import redis.asyncio as redis
 
 from core.access import Allowlist, Place
 from core.admission import Admission, Arrival
+from core.conversation_locks import FENCE_KEEP_S
 from core.models import ConversationKey, Turn
 from core.reply.surface import ReplySurface
 from core.service import ChatService
@@ -100,3 +101,15 @@ async def test_a_crashed_holder_does_not_block_the_conversation(two_instances, m
     await client.aclose()
     outcome = await asyncio.wait_for(two.answer(Turn(KEY, "U1", "Ann", "hi"), MemorySurface(LIMITS)), 10)
     assert outcome.status == "complete"
+
+
+async def test_a_conversations_fencing_counter_is_forgotten_a_week_after_its_last_turn(
+    two_instances, model_server
+):
+    one, _ = two_instances
+    await asyncio.wait_for(one.answer(Turn(KEY, "U1", "Ann", "hi"), MemorySurface(LIMITS)), 10)
+    client = redis.from_url(REDIS)
+    fence = f"seedbot:turn:{KEY.platform}:{KEY.workspace}:{KEY.channel}:{KEY.thread}:fence"
+    expires_in = await client.ttl(fence)
+    await client.aclose()
+    assert 0 < expires_in <= FENCE_KEEP_S
