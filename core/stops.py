@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from core.coordination import REDIS_TIMEOUT_S, RedisLink
@@ -26,6 +27,9 @@ log = logging.getLogger("seedbot.stops")
 
 CHANNEL = "seedbot:stops"
 RECONNECT_S = (0.5, 1.0, 2.0, 5.0)  # waits between attempts while Redis is away, the last repeated
+# A link that goes quiet this long is pinged; one that stays quiet as long again is dead. A network
+# that drops packets closes nothing, and a listener would otherwise wait on it for ever.
+QUIET_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +51,17 @@ class Stop:
 
 
 class StopFanout:
-    def __init__(self, url: str, apply: Callable[[Stop], bool], *, link: RedisLink | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        apply: Callable[[Stop], bool],
+        *,
+        link: RedisLink | None = None,
+        quiet_s: float = QUIET_S,
+    ) -> None:
         # A connect timeout only: the listener's reads wait for stops as long as none comes.
         self._redis = redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self.quiet_s = quiet_s
         self._apply = apply
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # subscribed now (for readiness and tests)
@@ -60,8 +72,9 @@ class StopFanout:
 
     async def publish(self, stop: Stop) -> None:
         try:
-            await self._redis.publish(CHANNEL, stop.encode())
-        except (RedisError, OSError) as error:
+            # The client's reads have no timeout (the listener's must wait); a publish must not hang.
+            await asyncio.wait_for(self._redis.publish(CHANNEL, stop.encode()), REDIS_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as error:
             if self.link.lost():
                 log.warning("Redis is away: a stop could not be passed to the other instances (%s)", error)
             else:  # the outage is logged already; this is one stop it cost
@@ -82,19 +95,33 @@ class StopFanout:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
-                    self.listening.set()
-                    if self.link.back():
-                        log.info("stops pass between instances again")
-                    failures = 0
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self._received(message["data"])
+                    await self._relay(pubsub)
             except (RedisError, OSError) as error:  # anything else would end the listener for good
+                failures = 0 if self.listening.is_set() else failures + 1
                 self.listening.clear()
                 if self.link.lost():
                     log.warning("Redis is away: stops from other instances do not reach this one (%s)", error)
                 await asyncio.sleep(RECONNECT_S[min(failures, len(RECONNECT_S) - 1)])
-                failures += 1
+
+    async def _relay(self, pubsub: redis.client.PubSub) -> None:
+        """Apply each stop published; listening from Redis's confirmation of the subscription until
+        the link fails or stays quiet through a ping (raises)."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=self.quiet_s)
+            if message is None:
+                if pinged:
+                    raise RedisConnectionError(f"no answer to a ping within {self.quiet_s:.0f} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "subscribe":
+                self.listening.set()
+                if self.link.back():
+                    log.info("stops pass between instances again")
+            elif message["type"] == "message":
+                self._received(message["data"])
 
     def _received(self, raw: str | bytes) -> None:
         try:

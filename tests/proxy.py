@@ -8,13 +8,15 @@ import asyncio
 
 class Proxy:
     """Relays 127.0.0.1:`port` to 127.0.0.1:`upstream`. `stop()` refuses new connections and cuts the
-    open ones (as a server going away would); `start()` again listens on the same port."""
+    open ones (as a server going away would); `start()` again listens on the same port. While
+    `silent`, bytes are dropped both ways and nothing is closed: a network that loses packets."""
 
     def __init__(self, upstream: int = 6379) -> None:
         self.upstream = upstream
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self.silent = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -39,8 +41,9 @@ class Proxy:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
                 while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
+                    if not self.silent:
+                        sink.write(data)
+                        await sink.drain()
             except OSError:
                 pass
             finally:

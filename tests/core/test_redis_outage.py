@@ -20,6 +20,7 @@ from core.coordination import Draw, Rate
 from core.models import ConversationKey, Turn
 from core.reply.surface import MessageRef
 from core.service import ChatService
+from core.stops import CHANNEL, Stop, StopFanout
 from tests.core.service.test_answer import LIMITS, shown
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import Script
@@ -229,3 +230,28 @@ async def test_rate_budgets_fall_back_to_this_instance_and_return_to_redis(
         client = redis.from_url(REDIS)
         await client.delete(f"seedbot:budget:{budget}")
         await client.aclose()
+
+
+async def test_a_link_to_redis_gone_silent_is_taken_for_lost_and_replaced(proxy: Proxy) -> None:
+    channel_key = ConversationKey("test", "W1", "C1", f"silent-{uuid.uuid4().hex}")
+    heard: list[Stop] = []
+
+    def apply(stop: Stop) -> bool:
+        if stop.key == channel_key:
+            heard.append(stop)
+        return False
+
+    fanout = StopFanout(f"redis://127.0.0.1:{proxy.port}/0", apply, quiet_s=0.3)
+    fanout.start()
+    try:
+        await asyncio.wait_for(fanout.listening.wait(), 5)
+        proxy.silent = True  # nothing is closed: only a ping that goes unanswered tells
+        await until(lambda: not fanout.listening.is_set(), "the silent link noticed")
+        proxy.silent = False
+        await asyncio.wait_for(fanout.listening.wait(), 15)
+        publisher = redis.from_url(REDIS)
+        await publisher.publish(CHANNEL, Stop("test", key=channel_key).encode())
+        await publisher.aclose()
+        await until(lambda: bool(heard), "a stop heard on the new link")
+    finally:
+        await fanout.close()
