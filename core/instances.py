@@ -39,11 +39,19 @@ def new_instance_id() -> str:
 
 
 class Instance:
-    def __init__(self, store: Store, *, coordinated: bool, lease_s: float = LEASE_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        coordinated: bool,
+        lease_s: float = LEASE_S,
+        on_heartbeat: Callable[[bool], object] = lambda renewed: None,
+    ) -> None:
         self.id = new_instance_id()
         self.store = store
         self.coordinated = coordinated
         self.lease_s = lease_s
+        self._on_heartbeat = on_heartbeat  # told whether each renewal reached the database
 
     async def join(self) -> None:
         """Take this instance's lease; uncoordinated, first wait until no other instance holds one.
@@ -74,11 +82,12 @@ class Instance:
         a database that does not answer is logged and tried again (cancel the task to stop)."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
+            renewed = await self._renew()
+            self._on_heartbeat(renewed)
+            if not renewed:
+                continue
             try:
-                await self.store.heartbeat(self.id, self.lease_s)
                 await after_each()
-            except StoreError as error:
-                log.warning("lease not renewed (%s); trying again", error)
             except Exception:
                 log.exception("taking over interrupted replies failed; trying again")
 
@@ -88,6 +97,17 @@ class Instance:
             await self.store.release_instance(self.id)
         except StoreError as error:
             log.warning("lease not released (%s); it expires in %.0f s", error, self.lease_s)
+
+    async def _renew(self) -> bool:
+        try:
+            await self.store.heartbeat(self.id, self.lease_s)
+        except StoreError as error:
+            log.warning("lease not renewed (%s); trying again", error)
+        except Exception:
+            log.exception("lease not renewed; trying again")
+        else:
+            return True
+        return False
 
     async def _peers(self) -> list[str]:
         return [peer for peer in await self.store.live_instances() if peer != self.id]

@@ -74,6 +74,13 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self._renewals = Counter(
+            "lease_renewals",
+            "Heartbeats of this instance's lease, by outcome (failed: the database did not answer)",
+            ["outcome"],
+            namespace=ns,
+            registry=reg,
+        )
         self._takeovers = Counter(
             "takeovers",
             "Streaming replies taken over from instances whose lease expired",
@@ -122,6 +129,8 @@ class Metrics:
             self._tokens.labels(kind)
         for priority in ("urgent", "routine", "low"):
             self._deferred.labels(priority)
+        for outcome in ("renewed", "failed"):
+            self._renewals.labels(outcome)
         for part in REDIS_PARTS:
             self._redis_fallbacks.labels(part)
 
@@ -164,6 +173,9 @@ class Metrics:
 
     def running_as(self, instance: str) -> None:
         self._instance.labels(instance).set(1)
+
+    def lease_renewed(self, renewed: bool) -> None:
+        self._renewals.labels("renewed" if renewed else "failed").inc()
 
     def takeover(self, replies: int) -> None:
         self._takeovers.inc(replies)

@@ -141,7 +141,7 @@ class ChatService:
         """Run as one of the bot's instances: hold a lease (waiting first for a live peer when not
         `coordinated`), own the replies this process streams, and take over the replies of instances
         that died (see `keep_instance`)."""
-        self.instance = Instance(self.store, coordinated=coordinated)
+        self.instance = Instance(self.store, coordinated=coordinated, on_heartbeat=self.metrics.lease_renewed)
         await self.instance.join()
         self.metrics.running_as(self.instance.id)
         if self.settings.redis_url is not None:

@@ -42,3 +42,24 @@ async def test_of_two_uncoordinated_instances_starting_together_one_waits_while_
     await asyncio.wait_for(still_waiting, 20)
     assert await store.live_instances() == [loser.id]
     await store.close()
+
+
+async def test_each_renewal_of_the_lease_is_reported_renewed_or_failed(make_settings):
+    store = await open_store(make_settings())
+    outcomes: list[bool] = []
+    instance = Instance(store, coordinated=True, lease_s=0.3, on_heartbeat=outcomes.append)
+    await instance.join()
+    renewing = asyncio.create_task(instance.keep_alive(nothing))
+    for _ in range(100):  # up to 10 s
+        if outcomes.count(True) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await store.close()  # the database is gone from under the instance
+    for _ in range(100):
+        if False in outcomes:
+            break
+        await asyncio.sleep(0.1)
+    renewing.cancel()
+    await asyncio.gather(renewing, return_exceptions=True)
+    assert outcomes.count(True) >= 2
+    assert outcomes[-1] is False
