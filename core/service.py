@@ -169,7 +169,9 @@ class ChatService:
 
     async def _take_over(self) -> None:
         assert self.instance is not None
-        orphans = await self.store.recover_streaming(self.instance.id)
+        # Not as `self.instance.id`: that would take over this instance's own replies, which are live
+        # (being written right now), not a predecessor's; its lease was just renewed, so they stay.
+        orphans = await self.store.recover_streaming()
         if not orphans:
             return
         log.info("took over %d replies of instances whose lease expired", len(orphans))

@@ -51,6 +51,7 @@ from tests.fakes.slack_delivery import (
     Kind,
     SocketModeHub,
     deliver_with_retries,
+    retry,
 )
 
 BOT_TOKEN = "xoxb-fake-bot-token"
@@ -412,9 +413,11 @@ class FakeSlack:
         thread_ts: str | None = None,
         files: Iterable[dict[str, Any]] = (),
         sharing: tuple[str, str] | None = None,
+        connection: int | None = None,
     ) -> str:
         """Someone posts a message: Slack stores it and sends `message` (and `app_mention`) events.
-        `sharing` (channel, ts) shares that message into this one, as "Share message" does."""
+        `sharing` (channel, ts) shares that message into this one, as "Share message" does. Over
+        Socket Mode the events go to the app's connections in turn, or all to `connection`."""
         author = self.users[user]
         message = Message(
             channel,
@@ -434,7 +437,7 @@ class FakeSlack:
             mention = {k: v for k, v in event.items() if k not in ("channel_type", "subtype")}
             events.append({**mention, "type": "app_mention"})
         for one in events:
-            await self.send_event(one)
+            await self.send_event(one, connection=connection)
         return message.ts
 
     def _share(self, channel: str, ts: str) -> dict[str, Any]:
@@ -579,9 +582,13 @@ class FakeSlack:
         }
         return await self._deliver("interactive", payload, user=user, channel=channel)
 
-    async def send_event(self, event: dict[str, Any], *, event_id: str | None = None) -> Delivery:
-        """Wrap an event in its `event_callback` envelope and deliver it (retrying if unacked)."""
-        return await self._deliver("events_api", self.event_callback(event, event_id=event_id))
+    async def send_event(
+        self, event: dict[str, Any], *, event_id: str | None = None, connection: int | None = None
+    ) -> Delivery:
+        """Wrap an event in its `event_callback` envelope and deliver it (retrying if unacked), over
+        Socket Mode to `connection` or the next connection in turn."""
+        payload = self.event_callback(event, event_id=event_id)
+        return await self._deliver("events_api", payload, connection=connection)
 
     def event_callback(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
         return {
@@ -599,11 +606,9 @@ class FakeSlack:
         }
 
     async def redeliver(self, delivery: Delivery) -> Delivery:
-        """Deliver the same payload again as Slack's next retry (same event_id, higher retry number)."""
-        transport = self._transport()
-        return await transport.deliver(
-            delivery.kind, delivery.payload, retry_attempt=delivery.retry_attempt + 1
-        )
+        """Deliver the same payload again as Slack's next retry (same event_id, higher retry number),
+        over Socket Mode on the next live connection after the one it went to."""
+        return await retry(self._transport(), delivery)
 
     # --- delivery ----------------------------------------------------------------------------------
 
@@ -613,9 +618,19 @@ class FakeSlack:
         return self.socket
 
     async def _deliver(
-        self, kind: Kind, payload: dict[str, Any], *, user: str | None = None, channel: str | None = None
+        self,
+        kind: Kind,
+        payload: dict[str, Any],
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        connection: int | None = None,
     ) -> Delivery:
-        delivery = await deliver_with_retries(self._transport(), kind, payload, retries=self.auto_retry)
+        transport = self._transport()
+        assert connection is None or transport is self.socket, "connections are Socket Mode's"
+        delivery = await deliver_with_retries(
+            transport, kind, payload, retries=self.auto_retry, connection=connection
+        )
         text = (delivery.ack_payload or {}).get("text")
         if kind != "events_api" and text and user and channel:
             self.ephemerals.append(Ephemeral(channel, user, text, "ack"))

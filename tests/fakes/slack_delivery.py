@@ -1,4 +1,4 @@
-"""How the fake Slack hands events to an app: a Socket Mode websocket or signed HTTP requests.
+"""How the fake Slack hands events to an app: Socket Mode websockets or signed HTTP requests.
 
 Both transports keep Slack's contract: the app must acknowledge within 3 seconds; a delivery that
 is not acknowledged (or answered with an error, over HTTP) is retried with `retry_attempt` /
@@ -43,37 +43,67 @@ class Delivery:
     ack_payload: dict[str, Any] | None = None
     status: int | None = None  # HTTP mode: the response status
     late: bool = False
+    connection: int | None = None  # Socket Mode: which connection (in order of connecting, from 0)
 
     @property
     def acked(self) -> bool:
         return self.acked_at is not None and not self.late
 
 
+@dataclass
+class _Connection:
+    index: int
+    ws: web.WebSocketResponse
+    gone: bool = False  # its handler has returned
+
+    @property
+    def live(self) -> bool:
+        return not (self.gone or self.ws.closed)
+
+
 class SocketModeHub:
-    """The websocket side of Socket Mode: one live connection, envelopes out, acks in."""
+    """The websocket side of Socket Mode: an app may hold several connections at once (Slack allows
+    ten), as several instances of one app do. Each envelope goes to one live connection, round-robin;
+    a retry of an unacknowledged one goes to the next live connection, as Slack may redeliver on
+    another. Connections are numbered in the order they opened, from 0."""
 
     def __init__(self, ack_timeout_s: float):
         self.ack_timeout_s = ack_timeout_s
-        self.connections = 0
+        self.connections = 0  # opened so far
         self.deliveries: list[Delivery] = []
-        self._ws: web.WebSocketResponse | None = None
+        self._opened: list[_Connection] = []
         self._pending: dict[str, tuple[Delivery, asyncio.Future[None]]] = {}
         self._ids = itertools.count(1)
-        self.connected = asyncio.Event()
+        self._last: int | None = None  # the connection the last round-robin delivery went to
+        self.connected = asyncio.Event()  # at least one connection is live
 
     @property
     def is_connected(self) -> bool:
-        return self._ws is not None and not self._ws.closed
+        return bool(self.live)
+
+    @property
+    def live(self) -> list[int]:
+        """The live connections, by index."""
+        return [connection.index for connection in self._opened if connection.live]
+
+    async def wait_connected(self, index: int, *, within_s: float = 20.0) -> None:
+        """Until connection number `index` (0: the first ever opened) is live, or fail."""
+        deadline = time.monotonic() + within_s
+        while index not in self.live:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Socket Mode connection {index} not open within {within_s} s")
+            await asyncio.sleep(0.01)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        self._ws = ws
+        connection = _Connection(self.connections, ws)
+        self._opened.append(connection)
         self.connections += 1
         await ws.send_json(
             {
                 "type": "hello",
-                "num_connections": 1,
+                "num_connections": len(self.live),
                 "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
                 "connection_info": {"app_id": request.query.get("app_id", "")},
             }
@@ -84,8 +114,8 @@ class SocketModeHub:
                 if message.type == aiohttp.WSMsgType.TEXT:
                     self._on_ack(json.loads(message.data))
         finally:
-            if self._ws is ws:
-                self._ws = None
+            connection.gone = True
+            if not self.live:
                 self.connected.clear()
         return ws
 
@@ -100,11 +130,32 @@ class SocketModeHub:
         if not future.done():
             future.set_result(None)
 
-    async def deliver(self, kind: Kind, payload: dict[str, Any], *, retry_attempt: int = 0) -> Delivery:
-        """Send one envelope and wait (up to the ack window) for its acknowledgement."""
-        if self._ws is None or self._ws.closed:
+    def next_connection(self, after: int | None = None) -> int:
+        """The live connection after `after` (by default: after the last one used), in turn."""
+        live = self.live
+        if not live:
             raise RuntimeError("no app is connected over Socket Mode")
-        delivery = Delivery(kind, payload, f"env-{next(self._ids)}", retry_attempt)
+        previous = self._last if after is None else after
+        if previous is None:
+            return live[0]
+        return next((index for index in live if index > previous), live[0])
+
+    async def deliver(
+        self,
+        kind: Kind,
+        payload: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        connection: int | None = None,
+    ) -> Delivery:
+        """Send one envelope (to `connection`, or the next live one in turn) and wait (up to the ack
+        window) for its acknowledgement."""
+        if connection is None:
+            connection = self._last = self.next_connection()
+        target = self._opened[connection] if 0 <= connection < len(self._opened) else None
+        if target is None or not target.live:
+            raise RuntimeError(f"Socket Mode connection {connection} is not open")
+        delivery = Delivery(kind, payload, f"env-{next(self._ids)}", retry_attempt, connection=connection)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[delivery.envelope_id] = (delivery, future)
         self.deliveries.append(delivery)
@@ -118,28 +169,31 @@ class SocketModeHub:
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = "timeout" if retry_attempt else ""
         delivery.sent_at = time.monotonic()
-        await self._ws.send_json(envelope)
+        await target.ws.send_json(envelope)
         try:
             await asyncio.wait_for(asyncio.shield(future), self.ack_timeout_s)
         except TimeoutError:
             pass  # missing for now; a late ack still gets recorded as late
         return delivery
 
-    async def refresh(self) -> None:
-        """Ask the app to reconnect, as Slack does every few hours: a `disconnect` message, then
-        wait for the new connection."""
-        assert self._ws is not None, "no app is connected over Socket Mode"
+    async def refresh(self, connection: int | None = None) -> None:
+        """Ask the app to reconnect `connection` (by default the oldest live one), as Slack does every
+        few hours: a `disconnect` message, then wait until it is closed and a new one is open."""
+        live = self.live
+        assert live, "no app is connected over Socket Mode"
+        old = self._opened[live[0] if connection is None else connection]
         before = self.connections
-        await self._ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
+        await old.ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
         for _ in range(500):  # up to 5 s
-            if self.connections > before and self.is_connected:
+            if self.connections > before and self._opened[-1].live and not old.live:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("the app did not reconnect")
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for connection in self._opened:
+            if connection.live:
+                await connection.ws.close()
 
 
 class HttpEventSender:
@@ -208,15 +262,36 @@ def encode(kind: Kind, payload: dict[str, Any]) -> tuple[bytes, str]:
 
 
 async def deliver_with_retries(
-    transport: SocketModeHub | HttpEventSender, kind: Kind, payload: dict[str, Any], *, retries: bool
+    transport: SocketModeHub | HttpEventSender,
+    kind: Kind,
+    payload: dict[str, Any],
+    *,
+    retries: bool,
+    connection: int | None = None,
 ) -> Delivery:
-    """Deliver, and while the app fails to acknowledge in time, retry (events only, like Slack)."""
-    delivery = await transport.deliver(kind, payload)
-    attempt = 0
-    while retries and kind == "events_api" and not _succeeded(delivery) and attempt < MAX_RETRIES:
-        attempt += 1
-        delivery = await transport.deliver(kind, payload, retry_attempt=attempt)
+    """Deliver (over Socket Mode: to `connection`, or the next in turn), and while the app fails to
+    acknowledge in time, retry (events only, like Slack)."""
+    if isinstance(transport, SocketModeHub):
+        delivery = await transport.deliver(kind, payload, connection=connection)
+    else:
+        delivery = await transport.deliver(kind, payload)
+    while (
+        retries and kind == "events_api" and not _succeeded(delivery) and delivery.retry_attempt < MAX_RETRIES
+    ):
+        delivery = await retry(transport, delivery)
     return delivery
+
+
+async def retry(transport: SocketModeHub | HttpEventSender, delivery: Delivery) -> Delivery:
+    """Slack's next attempt at a delivery: the same payload, the retry number one higher, over Socket
+    Mode on the next live connection after the one it went to."""
+    attempt = delivery.retry_attempt + 1
+    if isinstance(transport, SocketModeHub):
+        after = transport.next_connection(after=delivery.connection)
+        return await transport.deliver(
+            delivery.kind, delivery.payload, retry_attempt=attempt, connection=after
+        )
+    return await transport.deliver(delivery.kind, delivery.payload, retry_attempt=attempt)
 
 
 def _succeeded(delivery: Delivery) -> bool:

@@ -3,9 +3,11 @@ restart), HTTP mode with real signatures, start-up errors and start-up recovery.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 
 from bots.http import HttpServer
@@ -263,3 +265,43 @@ async def test_starting_logs_no_warning_about_the_bot_token(start_bot: StartBot,
         await start_bot()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [text for text in warnings if "token" in text], warnings
+
+
+async def test_the_fake_spreads_events_over_an_apps_connections_and_retries_on_the_next(slack: FakeSlack):
+    # What tests of several instances rely on (tests/service/test_slack_instances.py): like Slack, the
+    # fake holds several Socket Mode connections of one app, sends each envelope to one of them in
+    # turn (or to the one named), and retries an unacknowledged envelope on the next one.
+    slack.socket.ack_timeout_s = 0.5
+    received: list[list[str]] = [[], []]
+
+    async def app(ws: aiohttp.ClientWebSocketResponse, index: int, acks: bool) -> None:
+        async for message in ws:
+            envelope = message.json()
+            received[index].append(envelope["payload"]["event"]["text"])
+            if acks:
+                await ws.send_json({"envelope_id": envelope["envelope_id"]})
+
+    event = {"type": "message", "channel": "C1", "user": "U1", "ts": "1.0"}
+    async with aiohttp.ClientSession() as session:
+        url = slack.origin.replace("http://", "ws://") + "/link"
+        first, second = await session.ws_connect(url), await session.ws_connect(url)
+        hellos = [await first.receive_json(), await second.receive_json()]
+        assert [hello["num_connections"] for hello in hellos] == [1, 2]
+        apps = [asyncio.create_task(app(first, 0, True)), asyncio.create_task(app(second, 1, False))]
+        for text in ("one", "two"):
+            await slack.send_event({**event, "text": text})
+        await slack.send_event({**event, "text": "three"}, connection=0)
+        assert received == [["one", "two", "three"], ["two"]]
+        assert [(d.connection, d.retry_attempt, d.acked) for d in slack.deliveries] == [
+            (0, 0, True),
+            (1, 0, False),
+            (0, 1, True),  # the retry, on the other connection
+            (0, 0, True),
+        ]
+        await first.close()
+        await slack.wait_for(lambda: slack.socket.live == [1])
+        assert slack.socket.is_connected and slack.socket.connected.is_set()
+        await second.close()
+        await slack.wait_for(lambda: not slack.socket.is_connected)
+        assert not slack.socket.connected.is_set()
+        await asyncio.gather(*apps)
