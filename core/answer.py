@@ -275,7 +275,8 @@ class Answer:
             self.streamer.finish(outcome, error=error, footer=footer, notes=prepared.notes, warning=warning)
         )
         await self._record(reply_id, outcome, result, usd, finished)
-        if outcome == "complete" and finished.delivered and finished.refs:
+        # Shutting down, the platform's budget goes to other answers' final texts, not to buttons.
+        if outcome == "complete" and finished.delivered and finished.refs and not self.service.draining:
             await self.streamer.offer_feedback(
                 FeedbackSubject(reply_id, effort, self.tool_calls, usd, finished.refs[-1], finished.shown[-1])
             )
