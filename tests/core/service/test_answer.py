@@ -11,6 +11,7 @@ import pytest
 from core.access import Allowlist
 from core.admission import Admission
 from core.commands import Budget, Caller, Dialect, Effort, Prompt, run_command
+from core.feedback import FeedbackSubject
 from core.models import AttachmentError, ConversationKey, HistoryMessage, Turn
 from core.preferences import effort_for, system_prompt_for
 from core.reply.surface import PlatformLimits
@@ -212,6 +213,32 @@ async def test_drain_lets_answers_finish_then_refuses_new_work(service, model_se
     late = MemorySurface(LIMITS)
     assert (await service.answer(turn("late"), late)).status == "refused"
     assert "restarting" in late.texts[-1]
+
+
+class WithFeedback(MemorySurface):
+    """A surface that can put 👍 / 👎 under a finished answer, and notes each time it is asked to."""
+
+    def __init__(self) -> None:
+        super().__init__(LIMITS)
+        self.offered: list[FeedbackSubject] = []
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        self.offered.append(subject)
+
+
+async def test_a_finished_answer_is_offered_feedback_buttons_except_while_shutting_down(
+    service, model_server
+):
+    before = WithFeedback()
+    assert (await service.answer(turn("q"), before)).status == "complete"
+    assert len(before.offered) == 1
+    model_server.enqueue(Script(content="finishing " * 10, delay_s=0.01))
+    during = WithFeedback()
+    task = asyncio.create_task(service.answer(turn("q"), during))
+    await shown(during, "finishing")
+    await service.drain(grace_s=10)
+    assert (await task).status == "complete"
+    assert during.offered == []  # its platform budget is for other answers' final texts
 
 
 async def test_drain_past_grace_finalises_answers_as_interrupted(service, model_server):
