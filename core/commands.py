@@ -114,6 +114,10 @@ def chat_mention(kind: str, key: str) -> str:
     return f"<#{key}>" if kind == "channel" else f"<@{key}>"
 
 
+def user_mention(user: str) -> str:
+    return chat_mention("user", user)
+
+
 def plain(text: str) -> str:
     return text
 

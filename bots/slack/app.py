@@ -80,7 +80,7 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     async def confirm(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         user, channel = str(body["user"]["id"]), str((body.get("channel") or {}).get("id") or "")
-        refusal = bot.questions.open.click(
+        refusal = bot.questions.shown.click(
             str(action.get("value")), action["action_id"] == questions.APPROVE, user
         )
         if refusal is not None and channel:
