@@ -195,6 +195,11 @@ class Summarize:
             return f"the last {self.hours} hours" if self.hours != 1 else "the last hour"
         return f"the last {self.messages} messages"
 
+    def announcement(self, asker: str) -> str:
+        """Said where everyone sees it, above the summary's thread (`asker` as the platform names them)."""
+        what = f"what was shared in {self.what}" if self.kind == "media" else self.what
+        return f"{asker} asked me to summarize {what} here."
+
     def request(self, found: int) -> str:
         """The question the model is asked, once the adapter found `found` messages in the range."""
         messages = f"{found} message{'' if found == 1 else 's'}"
@@ -205,6 +210,15 @@ class Summarize:
     def wants(self, message: HistoryMessage) -> bool:
         """Whether a message of the range goes into the summary."""
         return self.kind == "messages" or bool(message.attachments)
+
+
+NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
+# The questions a summary of one thread or one message (a message shortcut or menu) asks the model.
+THREAD_SUMMARY_REQUEST = "Summarize this thread."
+
+
+def message_summary_request(author: str) -> str:
+    return f"Summarize this message by {author} and its attachments."
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +415,24 @@ def _parse_summarize(words: list[str]) -> Summarize:
 # --- running them -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """What a chat shows for a command: its text, and for a `Cost` report the spend chart (a PNG) where
+    there is one to draw."""
+
+    text: str
+    chart: bytes | None = None
+
+
+async def answer_command(
+    service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect
+) -> CommandAnswer:
+    """`run_command`, with the picture that goes with the answer."""
+    text = await run_command(service, caller, command, dialect)
+    chart = await _cost_chart(service, caller, command) if isinstance(command, Cost) else None
+    return CommandAnswer(text, chart)
+
+
 async def run_command(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
     """Do what `command` asks for `caller` and say what happened, in the dialect's markup; a `Refusal`
     when it changed nothing because it was not allowed, a value was bad, or the database is away."""
@@ -479,7 +511,7 @@ async def _cost(service: ChatService, caller: Caller, command: Cost, dialect: Di
     )
 
 
-async def cost_chart(service: ChatService, caller: Caller, command: Cost) -> bytes | None:
+async def _cost_chart(service: ChatService, caller: Caller, command: Cost) -> bytes | None:
     """The picture that goes with a `Cost` report: the last 30 days' spend in its scope, as a PNG
     (whatever period the report covers: a day alone makes no chart); None where there is no report."""
     if command.scope == "workspace" and not caller.in_workspace:

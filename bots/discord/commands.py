@@ -44,8 +44,8 @@ from core.commands import (
     ReplyCommand,
     Summarize,
     Tools,
-    cost_chart,
-    run_command,
+    answer_command,
+    message_summary_request,
 )
 from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
 from core.service import DRAINING_MESSAGE
@@ -140,13 +140,12 @@ async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> Non
     """Run a core command and show its answer to the person who asked, and only to them; a `Cost`
     report comes with its spend chart, or as text only when Discord refuses the file."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    service, caller = _bot(interaction).service, _caller(interaction)
-    text = (await run_command(service, caller, command, DISCORD))[:MAX_REPLY_CHARS]
-    chart = await cost_chart(service, caller, command) if isinstance(command, Cost) else None
-    if chart is not None:
+    answer = await answer_command(_bot(interaction).service, _caller(interaction), command, DISCORD)
+    text = answer.text[:MAX_REPLY_CHARS]
+    if answer.chart is not None:
         try:
             await interaction.edit_original_response(
-                content=text, attachments=[discord.File(io.BytesIO(chart), CHART_NAME)]
+                content=text, attachments=[discord.File(io.BytesIO(answer.chart), CHART_NAME)]
             )
             return
         except discord.HTTPException as error:
@@ -307,9 +306,7 @@ async def summarize_message(interaction: discord.Interaction, message: discord.M
     with bot.work.track():
         assert interaction.client.user is not None
         item = history_message(message, interaction.client.user.id, bot.downloads)
-        await _summarize(
-            interaction, [item], f"Summarize this message by {item.author} and its attachments.", "messages"
-        )
+        await _summarize(interaction, [item], message_summary_request(item.author), "messages")
 
 
 async def _summarize(

@@ -32,17 +32,18 @@ from bots.slack.uploads import upload_to_dm
 from core.admission import NOT_ENABLED
 from core.commands import (
     MAX_SUMMARY_MESSAGES,
+    NOTHING_TO_SUMMARIZE,
+    THREAD_SUMMARY_REQUEST,
     BadArguments,
     Caller,
     Command,
-    Cost,
     Help,
     Summarize,
-    cost_chart,
+    answer_command,
     help_text,
     parse_command,
-    run_command,
     usage_line,
+    user_mention,
 )
 from core.models import HistoryMessage, SummaryKind, Turn
 
@@ -54,7 +55,6 @@ USAGE = usage_line(SLACK)
 PRIVATE_ACK = "Thinking… (only you will see the answer)"
 NO_HISTORY = "I can't read this channel's messages: invite me first with `/invite @Seed`."
 CANNOT_POST = "I can't post in this conversation ({code}). Invite me with `/invite @Seed`, or use `/seed -p`."
-NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
 CHART_NAME, CHART_TITLE = "spend.png", "Spend per day, last 30 days"
 CHART_IN_DM = "📈 A chart of the last 30 days is in your direct messages with me."
 
@@ -124,19 +124,15 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
             await _summarize_channel(bot, where, command)
         case _:
             caller = Caller(PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user))
-            text = await run_command(bot.service, caller, command, SLACK)
-            if isinstance(command, Cost) and await _chart_sent(bot, caller, command):
-                text = f"{text}\n\n{CHART_IN_DM}"
-            await where.respond(text=text)
-
-
-async def _chart_sent(bot: SlackBot, caller: Caller, command: Cost) -> bool:
-    """The report's spend chart, uploaded to the asker's DM; False where there is none or Slack refused
-    it (then the report goes as text only)."""
-    chart = await cost_chart(bot.service, caller, command)
-    return chart is not None and await upload_to_dm(
-        bot.reads, caller.user, chart, filename=CHART_NAME, title=CHART_TITLE
-    )
+            answer = await answer_command(bot.service, caller, command, SLACK)
+            # An ephemeral answer cannot carry a file: the chart goes to the asker's DM, unless Slack
+            # refuses it there too (then the report goes as text only).
+            if answer.chart is not None and await upload_to_dm(
+                bot.reads, caller.user, answer.chart, filename=CHART_NAME, title=CHART_TITLE
+            ):
+                await where.respond(text=f"{answer.text}\n\n{CHART_IN_DM}")
+            else:
+                await where.respond(text=answer.text)
 
 
 def _turn(where: Invocation, thread: str, text: str, name: str, **extra: Any) -> Turn:
@@ -208,8 +204,7 @@ async def _summarize_channel(bot: SlackBot, where: Invocation, command: Summariz
     if not history:
         await where.respond(text=NOTHING_TO_SUMMARIZE)
         return
-    what = f"what was shared in {command.what}" if command.kind == "media" else command.what
-    header = f"<@{where.user}> asked me to summarize {what} here."
+    header = command.announcement(user_mention(where.user))
     text = command.request(len(history))
     await _answer_in_thread(bot, where, header, text, history=history, summary=command.kind)
 
@@ -241,5 +236,5 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     team = str((shortcut.get("team") or {}).get("id") or bot.identity.team_id)
     where = Invocation(team, channel, user, trigger, respond)
     name = await bot.people.name(user)
-    turn = _turn(where, root, "Summarize this thread.", name, history=history, summary="messages")
+    turn = _turn(where, root, THREAD_SUMMARY_REQUEST, name, history=history, summary="messages")
     await bot.service.answer(turn, bot.surface(channel=channel, thread_ts=root, user=user))

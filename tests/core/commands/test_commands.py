@@ -19,6 +19,7 @@ from core.commands import (
     Prompt,
     Summarize,
     admins_only,
+    answer_command,
     help_text,
     html_safe_quote,
     parse_command,
@@ -125,6 +126,15 @@ class TestCostAndForget:
         assert await say(service, ALICE, Forget()) == "Done: deleted 2 stored messages of yours."
         assert await say(service, ALICE, Forget()) == "Done: deleted 0 stored messages of yours."
 
+    async def test_a_cost_report_comes_with_its_spend_chart_and_other_answers_with_none(self, service):
+        report = await answer_command(service, ALICE, Cost("me", "7d"), PLAIN)
+        assert report.text == await say(service, ALICE, Cost("me", "7d"))
+        assert report.chart is not None and report.chart.startswith(b"\x89PNG")
+        dm = Caller("test", "", "D1", "alice", in_workspace=False)
+        refused = await answer_command(service, dm, Cost("workspace"), SERVER)
+        assert (refused.text, refused.chart) == ("There is no server here; use scope `me`.", None)
+        assert (await answer_command(service, ALICE, Help(), PLAIN)).chart is None
+
 
 class TestTypedText:
     @pytest.mark.parametrize(
@@ -172,6 +182,14 @@ class TestTypedText:
             == "Summarize the last hour of this channel (1 message)."
         )
         assert Summarize(messages=3).what == "the last 3 messages"
+
+    def test_a_summary_is_announced_with_its_range_and_who_asked(self):
+        assert Summarize(messages=20).announcement("<@U1>") == (
+            "<@U1> asked me to summarize the last 20 messages here."
+        )
+        assert Summarize(hours=24, messages=None, kind="media").announcement("Ann") == (
+            "Ann asked me to summarize what was shared in the last 24 hours here."
+        )
 
 
 class TestHelp:
