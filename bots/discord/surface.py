@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -20,7 +20,15 @@ import discord
 from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
 from core.feedback import FeedbackSubject
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.reply.surface import (
+    TRANSIENT_RETRY_S,
+    MessageRef,
+    PlatformLimits,
+    SurfaceError,
+    SurfaceRateLimited,
+    refused_or_retry,
+    surface_errors,
+)
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -37,9 +45,9 @@ DISCORD_LIMITS = PlatformLimits(
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
-TRANSIENT_RETRY_S = 1.0
 # Interaction tokens last 15 minutes; Discord then answers 401 "Invalid Webhook Token" (50027).
 EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
+NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)  # worth another try shortly
 
 
 def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool) -> discord.AllowedMentions:
@@ -62,24 +70,16 @@ def surface_error(error: BaseException) -> Exception:
     """discord.py's failures in the reply engine's terms: pause-and-retry, or give up."""
     if isinstance(error, discord.RateLimited):  # a wait longer than max_ratelimit_timeout
         return SurfaceRateLimited(error.retry_after)
-    if isinstance(error, discord.HTTPException):
-        if error.status == 429:  # discord.py retried on its own and still hit the limit
-            return SurfaceRateLimited(_retry_after(error))
-        if error.status >= 500:
-            return SurfaceRateLimited(TRANSIENT_RETRY_S)
-        reason = error.text or "no reason given"
-        return SurfaceError(f"Discord refused the message ({error.status}: {reason})")
-    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+    if isinstance(error, discord.HTTPException):  # a 429 here: discord.py retried and still hit the limit
+        refusal = f"Discord refused the message ({error.status}: {error.text or 'no reason given'})"
+        return refused_or_retry(error.status, refusal, retry_after=_retry_after(error))
+    if isinstance(error, NETWORK_FAILURES):
         return SurfaceRateLimited(TRANSIENT_RETRY_S)
     return SurfaceError(str(error))
 
 
-@contextlib.asynccontextmanager
-async def platform_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as error:
-        raise surface_error(error) from error
+def platform_errors() -> contextlib.AbstractAsyncContextManager[None]:
+    return surface_errors((discord.DiscordException, *NETWORK_FAILURES), surface_error)
 
 
 def message_ref(message: discord.Message) -> MessageRef:
@@ -278,7 +278,7 @@ class InteractionSurface:
                 self.expired = True
                 return None
             raise surface_error(error) from error
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except NETWORK_FAILURES as error:
             raise surface_error(error) from error
 
     def _channel_surface(self) -> DiscordSurface:
