@@ -27,7 +27,7 @@ from bots.slack.conversation import (
     read_thread,
     shared_files,
 )
-from bots.slack.surface import EphemeralSurface, Respond
+from bots.slack.surface import Respond, ephemeral_surface
 from bots.slack.uploads import upload_to_dm
 from core.admission import NOT_ENABLED
 from core.commands import (
@@ -148,7 +148,7 @@ def _turn(where: Invocation, thread: str, text: str, name: str, **extra: Any) ->
 async def _ask_privately(bot: SlackBot, where: Invocation, question: str) -> None:
     # A private conversation per person and channel: follow-up `-p` questions keep their context.
     turn = _turn(where, f"private-{where.user}", question, await bot.people.name(where.user))
-    await bot.service.answer(turn, EphemeralSurface(where.respond, where.channel))
+    await bot.service.answer(turn, ephemeral_surface(where.respond, where.channel))
 
 
 async def _answer_in_thread(

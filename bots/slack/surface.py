@@ -14,14 +14,13 @@ merged into the next one, and a thinking status with no budget left is skipped. 
 streams natively only while chat.startStream has budget to spare; otherwise it is posted
 (chat.postMessage counts per channel) and finished with chat.update.
 
-`EphemeralSurface` answers `/seed -p` privately: ephemeral messages cannot be edited, so it keeps
-the reply and sends it through the command's `response_url` when the answer is done.
+`ephemeral_surface` answers `/seed -p` privately: ephemeral messages cannot be edited, so the reply
+is kept and sent through the command's `response_url` when the answer is done.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -37,8 +36,8 @@ from bots.slack.questions import SlackQuestions
 from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
 from core.reply.budgets import ReplyCalls, SharedBudgets
+from core.reply.buffered import BufferedSurface
 from core.reply.pacing import Priority
-from core.reply.split import close_fence, split_message
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited, ToolStep
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
@@ -312,41 +311,21 @@ class SlackSurface:
 Respond = Callable[..., Awaitable[Any]]
 
 
-class EphemeralSurface:
-    """A private answer: kept while it is written, sent through the response_url at `close()`."""
+def ephemeral_surface(respond: Respond, channel: str) -> BufferedSurface:
+    """A private answer: kept while it is written, sent through the response_url when it is done."""
 
-    limits = SLACK_LIMITS
+    async def send(part: str) -> None:
+        await respond(text=part, blocks=[markdown_block(part)], response_type="ephemeral")
 
-    def __init__(self, respond: Respond, channel: str):
-        self._respond = respond
-        self._channel = channel
-        self._parts: list[str] = []
-        self._ids = itertools.count(1)
-
-    async def post(self, text: str) -> MessageRef:
-        self._parts.append(defuse_mentions(text))
-        return MessageRef(f"ephemeral-{next(self._ids)}", self._channel)
-
-    async def edit(self, ref: MessageRef, text: str) -> None:
-        index = int(ref.id.rsplit("-", 1)[-1]) - 1
-        self._parts[index] = defuse_mentions(text)
-
-    async def set_status(self, status: str | None) -> None:
-        """The command's acknowledgement already says the answer is coming."""
-
-    async def close(self) -> None:
-        parts = self._parts
-        if len(parts) > RESPONSE_URL_USES:
-            # The response_url takes no more messages, and one message no more text: say so.
-            room = self.limits.max_message_chars - len(PRIVATE_CUT) - len("\n```")
-            last = close_fence(split_message(parts[RESPONSE_URL_USES - 1], room)[0])
-            parts = [*parts[: RESPONSE_URL_USES - 1], last + PRIVATE_CUT]
-        for part in parts:
-            try:
-                await self._respond(text=part, blocks=[markdown_block(part)], response_type="ephemeral")
-            except Exception as error:
-                log.warning("could not send a private answer: %s", type(error).__name__)
-                return
+    return BufferedSurface(
+        SLACK_LIMITS,
+        send,
+        channel=channel,
+        max_messages=RESPONSE_URL_USES,
+        cut_note=PRIVATE_CUT,
+        id_prefix="ephemeral",
+        prepare=defuse_mentions,
+    )
 
 
 def budget_draw(team_id: str, method: str, channel: str) -> Draw:
