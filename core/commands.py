@@ -213,6 +213,14 @@ class Summarize:
 
 
 NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
+COMMAND_FAILED = "Sorry, that command failed. Please try again."
+
+
+def question_announcement(asker: str, question: str, dialect: Dialect) -> str:
+    """Said where everyone sees it, above the thread a question asked through a command is answered in."""
+    return f"{asker} asked:\n{dialect.quote(question)}"
+
+
 # The questions a summary of one thread or one message (a message shortcut or menu) asks the model.
 THREAD_SUMMARY_REQUEST = "Summarize this thread."
 

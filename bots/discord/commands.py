@@ -31,6 +31,7 @@ from bots.discord.surface import InteractionSurface
 from core.admission import NOT_ENABLED
 from core.commands import (
     BUDGET_KINDS,
+    COMMAND_FAILED,
     DEFAULT_SUMMARY_MESSAGES,
     MAX_SUMMARY_MESSAGES,
     BadArguments,
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 MAX_REPLY_CHARS = 2000
 CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
-FAILED = "Sorry, that command failed. Please try again."
 SCOPES: dict[str, Literal["user", "channel", "workspace"]] = {
     "me": "user",
     "channel": "channel",
@@ -113,9 +113,9 @@ class SeedCommandTree(app_commands.CommandTree[discord.Client]):
         log.exception("slash command failed", exc_info=error)
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED, ephemeral=True)
+                await interaction.followup.send(COMMAND_FAILED, ephemeral=True)
             else:
-                await interaction.response.send_message(FAILED, ephemeral=True)
+                await interaction.response.send_message(COMMAND_FAILED, ephemeral=True)
         except discord.HTTPException:
             pass
 

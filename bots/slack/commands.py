@@ -42,6 +42,7 @@ from core.commands import (
     answer_command,
     help_text,
     parse_command,
+    question_announcement,
     usage_line,
     user_mention,
 )
@@ -118,7 +119,7 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
         case Ask(question=question, private=True):
             await _ask_privately(bot, where, question)
         case Ask(question=question):
-            header = f"<@{where.user}> asked:\n{SLACK.quote(question)}"
+            header = question_announcement(user_mention(where.user), question, SLACK)
             await _answer_in_thread(bot, where, header, question)
         case Summarize():
             await _summarize_channel(bot, where, command)

@@ -23,6 +23,7 @@ from core.commands import (
     help_text,
     html_safe_quote,
     parse_command,
+    question_announcement,
     run_command,
     usage_hint,
     usage_line,
@@ -189,6 +190,12 @@ class TestTypedText:
         )
         assert Summarize(hours=24, messages=None, kind="media").announcement("Ann") == (
             "Ann asked me to summarize what was shared in the last 24 hours here."
+        )
+
+    def test_a_question_asked_through_a_command_is_announced_quoted_in_the_platforms_markup(self):
+        quoting = Dialect(syntax=PLAIN.syntax, quote=html_safe_quote)
+        assert question_announcement("<@U1>", "is <!channel> 2+2?\nor 5?", quoting) == (
+            "<@U1> asked:\n> is &lt;!channel&gt; 2+2?\n> or 5?"
         )
 
 
