@@ -62,6 +62,18 @@ MAX_SUMMARY_MESSAGES = 200
 MAX_SUMMARY_HOURS = 7 * 24
 RESET = "default"  # the word that puts a setting back to what the environment says
 BUDGET_KINDS: dict[str, BudgetKind] = {"daily": "user_daily", "monthly": "workspace_monthly"}
+# The words for a place wider than one person, as typed or picked ("server" is Discord's workspace).
+SHARED_SCOPES: dict[str, ToolScope] = {"channel": "channel", "workspace": "workspace", "server": "workspace"}
+
+
+def setting_scope(word: str) -> SettingScope:
+    """Whose setting a word names: "me" the person's own, else one of `SHARED_SCOPES`."""
+    return "user" if word == "me" else SHARED_SCOPES[word]
+
+
+def report_scope(word: str) -> ReportScope:
+    """Whose spending a word names: "me" the person's own, else one of `SHARED_SCOPES`."""
+    return "me" if word == "me" else SHARED_SCOPES[word]
 
 
 class BadArguments(ValueError):
@@ -362,14 +374,13 @@ def parse_command(text: str) -> Command | None:
 
 
 def _parse_effort(words: list[str]) -> Effort:
-    shared = [word for word in words if word in ("channel", "workspace", "server")]
+    shared = [word for word in words if word in SHARED_SCOPES]
     words = [word for word in words if word not in shared]
     if len(shared) > 1:
         raise BadArguments("Set the effort for the channel or for the workspace, not both.")
     if len(words) > 1 or (words and words[0] not in (*EFFORTS, RESET)):
         raise BadArguments(f"Unknown effort `{' '.join(words)}`: use low, medium, high or default.")
-    scope: SettingScope = "user" if not shared else "channel" if shared[0] == "channel" else "workspace"
-    return Effort(words[0] if words else None, scope)  # type: ignore[arg-type]
+    return Effort(words[0] if words else None, setting_scope(shared[0] if shared else "me"))  # type: ignore[arg-type]
 
 
 def _parse_cost(words: list[str]) -> Cost:
@@ -397,12 +408,11 @@ def _parse_tools(words: list[str]) -> Tools:
             raise BadArguments("`tools` lists the tools; use `tools enable <name>` to change one.")
         return Tools()
     action, rest = words[0].lower(), words[1:]
-    scopes = [word for word in rest if word.lower() in ("channel", "workspace", "server")]
+    scopes = [word for word in rest if word.lower() in SHARED_SCOPES]
     names = [word for word in rest if word not in scopes]
     if action not in ("enable", "disable") or len(names) != 1 or len(scopes) > 1:
         raise BadArguments("Use `tools`, or `tools enable <name> [channel|workspace]` (or `disable`).")
-    scope: ToolScope = "channel" if not scopes or scopes[0].lower() == "channel" else "workspace"
-    return Tools(action, names[0], scope)  # type: ignore[arg-type]
+    return Tools(action, names[0], SHARED_SCOPES[scopes[0].lower()] if scopes else "channel")  # type: ignore[arg-type]
 
 
 def _parse_summarize(words: list[str]) -> Summarize:

@@ -34,6 +34,7 @@ from core.commands import (
     COMMAND_FAILED,
     DEFAULT_SUMMARY_MESSAGES,
     MAX_SUMMARY_MESSAGES,
+    SHARED_SCOPES,
     BadArguments,
     Budget,
     Caller,
@@ -47,6 +48,8 @@ from core.commands import (
     Tools,
     answer_command,
     message_summary_request,
+    report_scope,
+    setting_scope,
 )
 from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
 from core.service import DRAINING_MESSAGE
@@ -56,16 +59,6 @@ log = logging.getLogger(__name__)
 MAX_REPLY_CHARS = 2000
 CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
-SCOPES: dict[str, Literal["user", "channel", "workspace"]] = {
-    "me": "user",
-    "channel": "channel",
-    "server": "workspace",
-}
-REPORT_SCOPES: dict[str, Literal["me", "channel", "workspace"]] = {
-    "me": "me",
-    "channel": "channel",
-    "server": "workspace",
-}
 
 
 def _bot(interaction: discord.Interaction) -> DiscordBot:
@@ -203,7 +196,7 @@ async def effort(
     level: Literal["low", "medium", "high", "default"] | None = None,
     scope: Literal["me", "channel", "server"] = "me",
 ) -> None:
-    await _reply(interaction, Effort(level, SCOPES[scope]))
+    await _reply(interaction, Effort(level, setting_scope(scope)))
 
 
 @app_commands.command(name="cost", description="What Seed has cost: requests, tokens and USD")
@@ -213,7 +206,7 @@ async def cost(
     scope: Literal["me", "channel", "server"] = "me",
     period: Literal["today", "7d", "30d", "all"] = "today",
 ) -> None:
-    await _reply(interaction, Cost(REPORT_SCOPES[scope], period))
+    await _reply(interaction, Cost(report_scope(scope), period))
 
 
 @app_commands.command(name="budget", description="Show Seed's spending limits here, or set one (admins)")
@@ -253,7 +246,7 @@ async def tools(
     scope: Literal["channel", "server"] = "channel",
 ) -> None:
     try:
-        command = Tools(action, name, "workspace" if scope == "server" else "channel")
+        command = Tools(action, name, SHARED_SCOPES[scope])
     except BadArguments as bad:
         await interaction.response.send_message(str(bad), ephemeral=True)
         return

@@ -18,13 +18,16 @@ from core.commands import (
     Help,
     Prompt,
     Summarize,
+    Tools,
     admins_only,
     answer_command,
     help_text,
     html_safe_quote,
     parse_command,
     question_announcement,
+    report_scope,
     run_command,
+    setting_scope,
     usage_hint,
     usage_line,
 )
@@ -183,6 +186,13 @@ class TestTypedText:
             == "Summarize the last hour of this channel (1 message)."
         )
         assert Summarize(messages=3).what == "the last 3 messages"
+
+    def test_the_words_for_a_scope_mean_the_same_typed_or_picked_and_server_is_the_workspace(self):
+        words = ("me", "channel", "server")
+        assert [setting_scope(word) for word in words] == ["user", "channel", "workspace"]
+        assert [report_scope(word) for word in words] == ["me", "channel", "workspace"]
+        assert parse_command("effort low server") == Effort("low", setting_scope("server"))
+        assert parse_command("tools disable fetch_url server") == Tools("disable", "fetch_url", "workspace")
 
     def test_a_summary_is_announced_with_its_range_and_who_asked(self):
         assert Summarize(messages=20).announcement("<@U1>") == (
