@@ -2,6 +2,7 @@
 
     adapter: platform syntax -> a command object (`parse_command` for typed text, or built directly
              from Discord's typed options) -> run_command(service, caller, command, dialect) -> text
+             (`answer_command` for a chat that also shows `cost`'s spend chart)
 
 A command is a small frozen dataclass. `run_command` applies the rules (who may change what, where a
 setting is stored) and returns the reply in the platform's own markup, written through the `Dialect`
