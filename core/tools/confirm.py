@@ -163,7 +163,7 @@ class ShownQuestions(Generic[Where]):
         self._open[request_id] = pending  # before it is shown: a click may come back before `show` does
         where = await show()
         if where is None:
-            del self._open[request_id]
+            self._open.pop(request_id, None)
             return False
         self._shown[request_id] = where
         return True
