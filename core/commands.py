@@ -2,6 +2,7 @@
 
     adapter: platform syntax -> a command object (`parse_command` for typed text, or built directly
              from Discord's typed options) -> run_command(service, caller, command, dialect) -> text
+             (`answer_command` for a chat that also shows `cost`'s spend chart)
 
 A command is a small frozen dataclass. `run_command` applies the rules (who may change what, where a
 setting is stored) and returns the reply in the platform's own markup, written through the `Dialect`
@@ -62,6 +63,18 @@ MAX_SUMMARY_MESSAGES = 200
 MAX_SUMMARY_HOURS = 7 * 24
 RESET = "default"  # the word that puts a setting back to what the environment says
 BUDGET_KINDS: dict[str, BudgetKind] = {"daily": "user_daily", "monthly": "workspace_monthly"}
+# The words for a place wider than one person, as typed or picked ("server" is Discord's workspace).
+SHARED_SCOPES: dict[str, ToolScope] = {"channel": "channel", "workspace": "workspace", "server": "workspace"}
+
+
+def setting_scope(word: str) -> SettingScope:
+    """Whose setting a word names: "me" the person's own, else one of `SHARED_SCOPES`."""
+    return "user" if word == "me" else SHARED_SCOPES[word]
+
+
+def report_scope(word: str) -> ReportScope:
+    """Whose spending a word names: "me" the person's own, else one of `SHARED_SCOPES`."""
+    return "me" if word == "me" else SHARED_SCOPES[word]
 
 
 class BadArguments(ValueError):
@@ -112,6 +125,10 @@ def html_safe_quote(text: str) -> str:
 def chat_mention(kind: str, key: str) -> str:
     """Slack's and Discord's shared mention syntax: a channel as `<#id>`, anyone else as `<@id>`."""
     return f"<#{key}>" if kind == "channel" else f"<@{key}>"
+
+
+def user_mention(user: str) -> str:
+    return chat_mention("user", user)
 
 
 def plain(text: str) -> str:
@@ -191,6 +208,11 @@ class Summarize:
             return f"the last {self.hours} hours" if self.hours != 1 else "the last hour"
         return f"the last {self.messages} messages"
 
+    def announcement(self, asker: str) -> str:
+        """Said where everyone sees it, above the summary's thread (`asker` as the platform names them)."""
+        what = f"what was shared in {self.what}" if self.kind == "media" else self.what
+        return f"{asker} asked me to summarize {what} here."
+
     def request(self, found: int) -> str:
         """The question the model is asked, once the adapter found `found` messages in the range."""
         messages = f"{found} message{'' if found == 1 else 's'}"
@@ -201,6 +223,23 @@ class Summarize:
     def wants(self, message: HistoryMessage) -> bool:
         """Whether a message of the range goes into the summary."""
         return self.kind == "messages" or bool(message.attachments)
+
+
+NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
+COMMAND_FAILED = "Sorry, that command failed. Please try again."
+
+
+def question_announcement(asker: str, question: str, dialect: Dialect) -> str:
+    """Said where everyone sees it, above the thread a question asked through a command is answered in."""
+    return f"{asker} asked:\n{dialect.quote(question)}"
+
+
+# The questions a summary of one thread or one message (a message shortcut or menu) asks the model.
+THREAD_SUMMARY_REQUEST = "Summarize this thread."
+
+
+def message_summary_request(author: str) -> str:
+    return f"Summarize this message by {author} and its attachments."
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,14 +375,13 @@ def parse_command(text: str) -> Command | None:
 
 
 def _parse_effort(words: list[str]) -> Effort:
-    shared = [word for word in words if word in ("channel", "workspace", "server")]
+    shared = [word for word in words if word in SHARED_SCOPES]
     words = [word for word in words if word not in shared]
     if len(shared) > 1:
         raise BadArguments("Set the effort for the channel or for the workspace, not both.")
     if len(words) > 1 or (words and words[0] not in (*EFFORTS, RESET)):
         raise BadArguments(f"Unknown effort `{' '.join(words)}`: use low, medium, high or default.")
-    scope: SettingScope = "user" if not shared else "channel" if shared[0] == "channel" else "workspace"
-    return Effort(words[0] if words else None, scope)  # type: ignore[arg-type]
+    return Effort(words[0] if words else None, setting_scope(shared[0] if shared else "me"))  # type: ignore[arg-type]
 
 
 def _parse_cost(words: list[str]) -> Cost:
@@ -371,12 +409,11 @@ def _parse_tools(words: list[str]) -> Tools:
             raise BadArguments("`tools` lists the tools; use `tools enable <name>` to change one.")
         return Tools()
     action, rest = words[0].lower(), words[1:]
-    scopes = [word for word in rest if word.lower() in ("channel", "workspace", "server")]
+    scopes = [word for word in rest if word.lower() in SHARED_SCOPES]
     names = [word for word in rest if word not in scopes]
     if action not in ("enable", "disable") or len(names) != 1 or len(scopes) > 1:
         raise BadArguments("Use `tools`, or `tools enable <name> [channel|workspace]` (or `disable`).")
-    scope: ToolScope = "channel" if not scopes or scopes[0].lower() == "channel" else "workspace"
-    return Tools(action, names[0], scope)  # type: ignore[arg-type]
+    return Tools(action, names[0], SHARED_SCOPES[scopes[0].lower()] if scopes else "channel")  # type: ignore[arg-type]
 
 
 def _parse_summarize(words: list[str]) -> Summarize:
@@ -395,6 +432,24 @@ def _parse_summarize(words: list[str]) -> Summarize:
 
 
 # --- running them -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """What a chat shows for a command: its text, and for a `Cost` report the spend chart (a PNG) where
+    there is one to draw."""
+
+    text: str
+    chart: bytes | None = None
+
+
+async def answer_command(
+    service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect
+) -> CommandAnswer:
+    """`run_command`, with the picture that goes with the answer."""
+    text = await run_command(service, caller, command, dialect)
+    chart = await _cost_chart(service, caller, command) if isinstance(command, Cost) else None
+    return CommandAnswer(text, chart)
 
 
 async def run_command(service: ChatService, caller: Caller, command: ReplyCommand, dialect: Dialect) -> str:
@@ -475,7 +530,7 @@ async def _cost(service: ChatService, caller: Caller, command: Cost, dialect: Di
     )
 
 
-async def cost_chart(service: ChatService, caller: Caller, command: Cost) -> bytes | None:
+async def _cost_chart(service: ChatService, caller: Caller, command: Cost) -> bytes | None:
     """The picture that goes with a `Cost` report: the last 30 days' spend in its scope, as a PNG
     (whatever period the report covers: a day alone makes no chart); None where there is no report."""
     if command.scope == "workspace" and not caller.in_workspace:

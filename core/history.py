@@ -13,6 +13,7 @@ twice, and prepares the media the context may send:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.config import Settings
@@ -24,6 +25,18 @@ from core.store import Store
 
 # Stored messages read for one turn; a longer conversation is cut here, and the footer says so.
 STORED_MESSAGES = 200
+
+
+def with_quoted(text: str, kind: str, quoted: Iterable[tuple[str, str]]) -> str:
+    """`text`, then each message carried inside it (shared, forwarded), as (author, text) pairs, one a
+    line: "[shared message from Ann] …" (an empty author is left out), so the model reads who said it."""
+    lines = [f"[{kind}{f' from {author}' if author else ''}] {body}".rstrip() for author, body in quoted]
+    return "\n".join(part for part in (text, *lines) if part)
+
+
+def title_of(text: str, max_chars: int, default: str) -> str:
+    """A short name for a conversation (a thread's title) from its first question: its first line."""
+    return (text.splitlines()[0] if text else "").strip()[:max_chars] or default
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from bots.discord.feedback import FeedbackButton
 from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.admission import Arrival
 from core.config import Settings
+from core.history import title_of
 from core.models import ConversationKey, HistoryMessage, Turn
 from core.reply.surface import ReplySurface
 
@@ -184,7 +185,7 @@ class SeedClient(discord.Client):
             self.settings.discord_thread_per_conversation and isinstance(message.channel, discord.TextChannel)
         ):
             return None
-        name = (text.splitlines()[0] if text else "").strip()[:THREAD_NAME_CHARS] or "Seed"
+        name = title_of(text, THREAD_NAME_CHARS, "Seed")
         try:
             return await message.create_thread(name=name, auto_archive_duration=1440)
         except discord.HTTPException as error:

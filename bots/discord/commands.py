@@ -31,8 +31,10 @@ from bots.discord.surface import InteractionSurface
 from core.admission import NOT_ENABLED
 from core.commands import (
     BUDGET_KINDS,
+    COMMAND_FAILED,
     DEFAULT_SUMMARY_MESSAGES,
     MAX_SUMMARY_MESSAGES,
+    SHARED_SCOPES,
     BadArguments,
     Budget,
     Caller,
@@ -44,8 +46,10 @@ from core.commands import (
     ReplyCommand,
     Summarize,
     Tools,
-    cost_chart,
-    run_command,
+    answer_command,
+    message_summary_request,
+    report_scope,
+    setting_scope,
 )
 from core.models import ConversationKey, HistoryMessage, SummaryKind, Turn
 from core.service import DRAINING_MESSAGE
@@ -55,17 +59,6 @@ log = logging.getLogger(__name__)
 MAX_REPLY_CHARS = 2000
 CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
-FAILED = "Sorry, that command failed. Please try again."
-SCOPES: dict[str, Literal["user", "channel", "workspace"]] = {
-    "me": "user",
-    "channel": "channel",
-    "server": "workspace",
-}
-REPORT_SCOPES: dict[str, Literal["me", "channel", "workspace"]] = {
-    "me": "me",
-    "channel": "channel",
-    "server": "workspace",
-}
 
 
 def _bot(interaction: discord.Interaction) -> DiscordBot:
@@ -113,9 +106,9 @@ class SeedCommandTree(app_commands.CommandTree[discord.Client]):
         log.exception("slash command failed", exc_info=error)
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED, ephemeral=True)
+                await interaction.followup.send(COMMAND_FAILED, ephemeral=True)
             else:
-                await interaction.response.send_message(FAILED, ephemeral=True)
+                await interaction.response.send_message(COMMAND_FAILED, ephemeral=True)
         except discord.HTTPException:
             pass
 
@@ -140,13 +133,12 @@ async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> Non
     """Run a core command and show its answer to the person who asked, and only to them; a `Cost`
     report comes with its spend chart, or as text only when Discord refuses the file."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    service, caller = _bot(interaction).service, _caller(interaction)
-    text = (await run_command(service, caller, command, DISCORD))[:MAX_REPLY_CHARS]
-    chart = await cost_chart(service, caller, command) if isinstance(command, Cost) else None
-    if chart is not None:
+    answer = await answer_command(_bot(interaction).service, _caller(interaction), command, DISCORD)
+    text = answer.text[:MAX_REPLY_CHARS]
+    if answer.chart is not None:
         try:
             await interaction.edit_original_response(
-                content=text, attachments=[discord.File(io.BytesIO(chart), CHART_NAME)]
+                content=text, attachments=[discord.File(io.BytesIO(answer.chart), CHART_NAME)]
             )
             return
         except discord.HTTPException as error:
@@ -204,7 +196,7 @@ async def effort(
     level: Literal["low", "medium", "high", "default"] | None = None,
     scope: Literal["me", "channel", "server"] = "me",
 ) -> None:
-    await _reply(interaction, Effort(level, SCOPES[scope]))
+    await _reply(interaction, Effort(level, setting_scope(scope)))
 
 
 @app_commands.command(name="cost", description="What Seed has cost: requests, tokens and USD")
@@ -214,7 +206,7 @@ async def cost(
     scope: Literal["me", "channel", "server"] = "me",
     period: Literal["today", "7d", "30d", "all"] = "today",
 ) -> None:
-    await _reply(interaction, Cost(REPORT_SCOPES[scope], period))
+    await _reply(interaction, Cost(report_scope(scope), period))
 
 
 @app_commands.command(name="budget", description="Show Seed's spending limits here, or set one (admins)")
@@ -254,7 +246,7 @@ async def tools(
     scope: Literal["channel", "server"] = "channel",
 ) -> None:
     try:
-        command = Tools(action, name, "workspace" if scope == "server" else "channel")
+        command = Tools(action, name, SHARED_SCOPES[scope])
     except BadArguments as bad:
         await interaction.response.send_message(str(bad), ephemeral=True)
         return
@@ -307,9 +299,7 @@ async def summarize_message(interaction: discord.Interaction, message: discord.M
     with bot.work.track():
         assert interaction.client.user is not None
         item = history_message(message, interaction.client.user.id, bot.downloads)
-        await _summarize(
-            interaction, [item], f"Summarize this message by {item.author} and its attachments.", "messages"
-        )
+        await _summarize(interaction, [item], message_summary_request(item.author), "messages")
 
 
 async def _summarize(

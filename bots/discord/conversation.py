@@ -16,6 +16,7 @@ from datetime import datetime
 import discord
 
 from bots.discord.attachments import attachment_sources
+from core.history import with_quoted
 from core.media.download import Downloads
 from core.models import ConversationKey, HistoryMessage
 from core.tools.base import FoundMessage, SearchUnavailable
@@ -75,8 +76,8 @@ def replied_to(message: discord.Message) -> discord.MessageReference | None:
 
 def with_forwards(message: discord.Message, text: str) -> str:
     """`text`, followed by what the message forwards (a forward's own content is empty)."""
-    quoted = [f"[forwarded message] {snapshot.content}".rstrip() for snapshot in message.message_snapshots]
-    return "\n".join(part for part in (text, *quoted) if part)
+    quoted = [("", snapshot.content) for snapshot in message.message_snapshots]  # forwards name no author
+    return with_quoted(text, "forwarded message", quoted)
 
 
 def files_of(message: discord.Message) -> list[discord.Attachment]:

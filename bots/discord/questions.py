@@ -11,8 +11,8 @@ import logging
 
 import discord
 
-from core.commands import chat_mention
-from core.tools.confirm import ConfirmationRequest, Decision, OpenQuestions, PendingConfirmation
+from core.commands import user_mention
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation, ShownQuestions
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class _Buttons(discord.ui.View):
     @staticmethod
     def _pressed(request_id: str, approved: bool, questions: DiscordQuestions):  # type: ignore[no-untyped-def]
         async def pressed(interaction: discord.Interaction) -> None:
-            refusal = questions.open.click(request_id, approved, str(interaction.user.id))
+            refusal = questions.shown.click(request_id, approved, str(interaction.user.id))
             if refusal is None:
                 await interaction.response.defer()
             else:
@@ -48,35 +48,32 @@ class DiscordQuestions:
     """The questions the bot has open, and the messages they were asked in."""
 
     def __init__(self) -> None:
-        self.open = OpenQuestions()
-        self._asked: dict[str, discord.Message] = {}
+        self.shown: ShownQuestions[discord.Message] = ShownQuestions()
 
     async def ask(self, channel: discord.abc.Messageable, pending: PendingConfirmation) -> bool:
         request = pending.request
         text = (
             f"🔧 **{request.tool_name}** wants to run with `{request.arguments_preview}`."
-            f" Only <@{request.user_id}> can answer."
+            f" {request.who_answers(user_mention)}"
         )
-        self.open.add(pending)  # before it is shown: a press may come back before the send returns
-        try:
-            message = await channel.send(
-                text, view=_Buttons(request.request_id, self), allowed_mentions=QUIET
-            )
-        except discord.HTTPException as error:
-            log.warning("confirmation not shown (%s %s)", error.status, error.text)
-            self.open.close(request.request_id)
-            return False
-        self._asked[request.request_id] = message
-        return True
+
+        async def send() -> discord.Message | None:
+            try:
+                return await channel.send(
+                    text, view=_Buttons(request.request_id, self), allowed_mentions=QUIET
+                )
+            except discord.HTTPException as error:
+                log.warning("confirmation not shown (%s %s)", error.status, error.text)
+                return None
+
+        return await self.shown.ask(pending, send)
 
     async def decided(self, request: ConfirmationRequest, decision: Decision) -> None:
-        self.open.close(request.request_id)
-        message = self._asked.pop(request.request_id, None)
+        message = self.shown.decided(request.request_id)
         if message is None:
             return
-        mark = "✅" if decision.approved else "⏹️"
-        who = decision.summary(lambda user: chat_mention("user", user))
+        text = request.decided_text(decision, user_mention)
         try:
-            await message.edit(content=f"{mark} {request.question} {who}.", view=None, allowed_mentions=QUIET)
+            await message.edit(content=text, view=None, allowed_mentions=QUIET)
         except discord.HTTPException as error:
             log.warning("confirmation %s not updated (%s %s)", message.id, error.status, error.text)

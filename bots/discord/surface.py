@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import discord
@@ -20,7 +20,16 @@ import discord
 from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
 from core.feedback import FeedbackSubject
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.reply.handoff import HandOffSurface
+from core.reply.surface import (
+    TRANSIENT_RETRY_S,
+    MessageRef,
+    PlatformLimits,
+    SurfaceError,
+    SurfaceRateLimited,
+    refused_or_retry,
+    surface_errors,
+)
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -37,9 +46,9 @@ DISCORD_LIMITS = PlatformLimits(
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
-TRANSIENT_RETRY_S = 1.0
 # Interaction tokens last 15 minutes; Discord then answers 401 "Invalid Webhook Token" (50027).
 EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
+NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)  # worth another try shortly
 
 
 def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool) -> discord.AllowedMentions:
@@ -62,24 +71,16 @@ def surface_error(error: BaseException) -> Exception:
     """discord.py's failures in the reply engine's terms: pause-and-retry, or give up."""
     if isinstance(error, discord.RateLimited):  # a wait longer than max_ratelimit_timeout
         return SurfaceRateLimited(error.retry_after)
-    if isinstance(error, discord.HTTPException):
-        if error.status == 429:  # discord.py retried on its own and still hit the limit
-            return SurfaceRateLimited(_retry_after(error))
-        if error.status >= 500:
-            return SurfaceRateLimited(TRANSIENT_RETRY_S)
-        reason = error.text or "no reason given"
-        return SurfaceError(f"Discord refused the message ({error.status}: {reason})")
-    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+    if isinstance(error, discord.HTTPException):  # a 429 here: discord.py retried and still hit the limit
+        refusal = f"Discord refused the message ({error.status}: {error.text or 'no reason given'})"
+        return refused_or_retry(error.status, refusal, retry_after=_retry_after(error))
+    if isinstance(error, NETWORK_FAILURES):
         return SurfaceRateLimited(TRANSIENT_RETRY_S)
     return SurfaceError(str(error))
 
 
-@contextlib.asynccontextmanager
-async def platform_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as error:
-        raise surface_error(error) from error
+def platform_errors() -> contextlib.AbstractAsyncContextManager[None]:
+    return surface_errors((discord.DiscordException, *NETWORK_FAILURES), surface_error)
 
 
 def message_ref(message: discord.Message) -> MessageRef:
@@ -166,15 +167,77 @@ class DiscordSurface:
             await asyncio.sleep(TYPING_EVERY_S)
 
 
-class InteractionSurface:
+class _InteractionWebhook:
+    """The interaction's deferred response, then its follow-ups, written through the interaction
+    webhook for as long as its token lasts (15 minutes); each call says when it has expired."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+        # The interaction response pings nobody: the asker already sees it as the answer to their command.
+        self._mentions = allowed_mentions(interaction.user, replied_user=False)
+        self._original: int | None = None
+        self._messages: set[int] = set()
+        self.last: discord.Message | None = None  # what a continuation in the channel replies to
+        self._expired = False
+
+    def holds(self, ref: MessageRef) -> bool:
+        return int(ref.id) in self._messages
+
+    async def post(self, text: str) -> MessageRef | None:
+        if self._original is None:
+            message = await self._call(
+                lambda: self._interaction.edit_original_response(
+                    content=text, allowed_mentions=self._mentions
+                )
+            )
+            if message is not None:
+                self._original = message.id
+        else:
+            message = await self._call(
+                lambda: self._interaction.followup.send(text, wait=True, allowed_mentions=self._mentions)
+            )
+        if message is None:
+            return None
+        self._messages.add(message.id)
+        self.last = message
+        return message_ref(message)
+
+    async def edit(self, ref: MessageRef, text: str) -> bool:
+        return await self._edit(int(ref.id), content=text, allowed_mentions=self._mentions)
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> bool:
+        return await self._edit(int(subject.message.id), view=feedback_view(subject))
+
+    async def _edit(self, message_id: int, **changes: Any) -> bool:
+        if message_id == self._original:
+            edited = await self._call(lambda: self._interaction.edit_original_response(**changes))
+        else:
+            edited = await self._call(lambda: self._interaction.followup.edit_message(message_id, **changes))
+        return edited is not None
+
+    async def _call(self, call: Callable[[], Awaitable[discord.Message]]) -> discord.Message | None:
+        """Run one interaction-webhook call; None once the token has expired."""
+        if self._expired:
+            return None
+        try:
+            return await call()
+        except discord.HTTPException as error:
+            if error.status == 401 or error.code in EXPIRED_TOKEN_CODES:
+                log.info("interaction token expired; the answer continues in channel messages")
+                self._expired = True
+                return None
+            raise surface_error(error) from error
+        except NETWORK_FAILURES as error:
+            raise surface_error(error) from error
+
+
+class InteractionSurface(HandOffSurface):
     """A reply to a slash command: the deferred original response, then webhook follow-ups.
 
     The interaction token expires after 15 minutes; from then on the answer continues as ordinary
     channel messages, and an edit to a webhook message becomes a new channel message that later
     edits update.
     """
-
-    limits = DISCORD_LIMITS
 
     def __init__(
         self,
@@ -184,58 +247,15 @@ class InteractionSurface:
         questions: DiscordQuestions | None = None,
         search: ConversationSearch | None = None,
     ):
-        self._interaction = interaction
+        webhook = _InteractionWebhook(interaction)
+        super().__init__(
+            DISCORD_LIMITS,
+            webhook,
+            lambda: DiscordSurface(fallback_channel, reply_to=webhook.last, asker=interaction.user),
+        )
         self._fallback_channel = fallback_channel
         self._questions = questions
         self.conversation_search = search
-        # The interaction response pings nobody: the asker already sees it as the answer to their command.
-        self._mentions = allowed_mentions(interaction.user, replied_user=False)
-        self._original: int | None = None
-        self._webhook_messages: set[int] = set()
-        self._last: discord.Message | None = None
-        self._fallback: DiscordSurface | None = None
-        self._moved: dict[int, MessageRef] = {}  # webhook message id -> channel message that replaced it
-        self.expired = False
-
-    async def post(self, text: str) -> MessageRef:
-        if self._original is None:
-            message = await self._via_webhook(lambda: self._edit_original(text))
-            if message is not None:
-                self._original = message.id
-        else:
-            message = await self._via_webhook(
-                lambda: self._interaction.followup.send(text, wait=True, allowed_mentions=self._mentions)
-            )
-        if message is None:
-            return await self._channel_surface().post(text)
-        self._webhook_messages.add(message.id)
-        self._last = message
-        return message_ref(message)
-
-    async def edit(self, ref: MessageRef, text: str) -> None:
-        message_id = int(ref.id)
-        if message_id in self._moved:
-            return await self._channel_surface().edit(self._moved[message_id], text)
-        if message_id not in self._webhook_messages:
-            return await self._channel_surface().edit(ref, text)
-        if message_id == self._original:
-            edited = await self._via_webhook(lambda: self._edit_original(text))
-        else:
-            edited = await self._via_webhook(
-                lambda: self._interaction.followup.edit_message(
-                    message_id, content=text, allowed_mentions=self._mentions
-                )
-            )
-        if edited is None:
-            self._moved[message_id] = await self._channel_surface().post(text)
-        return None
-
-    async def set_status(self, status: str | None) -> None:
-        """The deferred response already shows "<bot> is thinking…"; nothing more to show."""
-
-    async def close(self) -> None:
-        if self._fallback is not None:
-            await self._fallback.close()
 
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         # Asked in the channel: a webhook message's buttons would die with the interaction's token.
@@ -244,46 +264,3 @@ class InteractionSurface:
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         if self._questions is not None:
             await self._questions.decided(request, decision)
-
-    async def offer_feedback(self, subject: FeedbackSubject) -> None:
-        message_id = int(subject.message.id)
-        if message_id in self._moved:
-            moved = dataclasses.replace(subject, message=self._moved[message_id])
-            return await self._channel_surface().offer_feedback(moved)
-        if message_id not in self._webhook_messages:
-            return await self._channel_surface().offer_feedback(subject)
-        view = feedback_view(subject)
-        if message_id == self._original:
-            edited = await self._via_webhook(lambda: self._interaction.edit_original_response(view=view))
-        else:
-            edited = await self._via_webhook(
-                lambda: self._interaction.followup.edit_message(message_id, view=view)
-            )
-        if edited is None:
-            log.info("feedback buttons not added: the interaction token has expired")
-        return None
-
-    def _edit_original(self, text: str) -> Awaitable[discord.Message]:
-        return self._interaction.edit_original_response(content=text, allowed_mentions=self._mentions)
-
-    async def _via_webhook(self, call: Callable[[], Awaitable[discord.Message]]) -> discord.Message | None:
-        """Run one interaction-webhook call; None once the token has expired."""
-        if self.expired:
-            return None
-        try:
-            return await call()
-        except discord.HTTPException as error:
-            if error.status == 401 or error.code in EXPIRED_TOKEN_CODES:
-                log.info("interaction token expired; the answer continues in channel messages")
-                self.expired = True
-                return None
-            raise surface_error(error) from error
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise surface_error(error) from error
-
-    def _channel_surface(self) -> DiscordSurface:
-        if self._fallback is None:
-            self._fallback = DiscordSurface(
-                self._fallback_channel, reply_to=self._last, asker=self._interaction.user
-            )
-        return self._fallback

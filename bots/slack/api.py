@@ -7,8 +7,7 @@ everything else (history, users, files, ephemeral notices).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -19,10 +18,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.config import Settings
-from core.reply.surface import SurfaceError, SurfaceRateLimited
+from core.reply.surface import (
+    TRANSIENT_RETRY_S,
+    SurfaceError,
+    SurfaceRateLimited,
+    refused_or_retry,
+    surface_errors,
+)
 
 API_TIMEOUT_S = 30
-TRANSIENT_RETRY_S = 1.0
 # A read that Slack asks to wait longer than this for is reported as rate limited instead: a command
 # must not hang for a minute behind a busy workspace's history tier.
 MAX_RATE_LIMIT_WAIT_S = 10.0
@@ -84,19 +88,14 @@ def retry_after(error: SlackApiError) -> float:
 def surface_error(error: BaseException) -> Exception:
     """Pause and retry (429, Slack's own trouble, the network) or give up on this message."""
     if isinstance(error, SlackApiError):
-        if is_rate_limited(error):
-            return SurfaceRateLimited(retry_after(error))
-        if error.response.status_code >= 500:
-            return SurfaceRateLimited(TRANSIENT_RETRY_S)
-        return SurfaceError(f"Slack refused the message ({error_code(error)})")
+        status = 429 if is_rate_limited(error) else error.response.status_code
+        return refused_or_retry(
+            status, f"Slack refused the message ({error_code(error)})", retry_after=retry_after(error)
+        )
     if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
         return SurfaceRateLimited(TRANSIENT_RETRY_S)
     return SurfaceError(str(error) or type(error).__name__)
 
 
-@contextlib.asynccontextmanager
-async def platform_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
-        raise surface_error(error) from error
+def platform_errors() -> AbstractAsyncContextManager[None]:
+    return surface_errors((SlackApiError, aiohttp.ClientError, OSError, TimeoutError), surface_error)

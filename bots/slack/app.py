@@ -80,7 +80,7 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     async def confirm(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         user, channel = str(body["user"]["id"]), str((body.get("channel") or {}).get("id") or "")
-        refusal = bot.questions.open.click(
+        refusal = bot.questions.shown.click(
             str(action.get("value")), action["action_id"] == questions.APPROVE, user
         )
         if refusal is not None and channel:
@@ -89,7 +89,7 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     @app.action(feedback.FEEDBACK)
     async def rate(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        bot.work.spawn(feedback.on_press(bot, body, action), "feedback")
+        bot.work.spawn(feedback.on_press(bot.service.store, bot.tell, body, action), "feedback")
 
     @app.shortcut(commands.SHORTCUT_ID)
     async def summarize(ack: Ack, shortcut: dict[str, Any], respond: Any) -> None:

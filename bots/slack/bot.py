@@ -6,6 +6,7 @@ Bolt listeners only acknowledge and `work.spawn()` the real work, so Slack gets 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable
@@ -127,43 +128,33 @@ class SlackBot:
             log.warning("could not tell %s in %s (%s)", user, channel, error_code(error))
 
     async def show_interrupted(self, reply: InterruptedReply) -> bool:
-        """Crash recovery's one Slack step: that message shows `reply.text`, then the follow-up; every
-        call waits its turn in the workspace's budget of its method, like a final text."""
+        """Crash recovery's one Slack step: that message shows `reply.text`, then the follow-up, each call
+        as urgent as a final text."""
         ts, channel = reply.platform_message_id, reply.key.channel
         if not _TS.match(ts):
             return False  # a private answer: nothing visible to fix
-        budgets, team = self.service.reply_budgets, self.identity.team_id
+        # Each call waits its turn in the workspace's budget of its method (`paced`).
+        pace = functools.partial(paced, self.service.reply_budgets, self.identity.team_id, channel)
 
         def update() -> Awaitable[Any]:
             return self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
 
         try:
-            await paced(budgets, team, channel, "chat.update", update)
+            await pace("chat.update", update)
         except SlackApiError:
             # A native stream that outlived the crash must be stopped before its message can change.
             # Only then: chat.stopStream is the slowest rate tier, and most replies were plain edits.
             try:
-                await paced(
-                    budgets,
-                    team,
-                    channel,
-                    "chat.stopStream",
-                    lambda: self.replies.chat_stopStream(channel=channel, ts=ts),
-                )
+                await pace("chat.stopStream", lambda: self.replies.chat_stopStream(channel=channel, ts=ts))
             except SlackApiError as error:
                 log.debug("stream %s was not open (%s)", ts, error_code(error))
-            await paced(budgets, team, channel, "chat.update", update)
+            await pace("chat.update", update)
         if reply.follow_up:
-            follow_up = reply.follow_up
-            await paced(
-                budgets,
-                team,
-                channel,
-                "chat.postMessage",
-                lambda: self.replies.chat_postMessage(
-                    channel=channel, thread_ts=reply.key.thread or None, markdown_text=follow_up
-                ),
+            thread, text = reply.key.thread or None, reply.follow_up
+            post = functools.partial(
+                self.replies.chat_postMessage, channel=channel, thread_ts=thread, markdown_text=text
             )
+            await pace("chat.postMessage", post)
         return True
 
     async def recover_interrupted(self) -> int:

@@ -27,22 +27,24 @@ from bots.slack.conversation import (
     read_thread,
     shared_files,
 )
-from bots.slack.surface import EphemeralSurface, Respond
+from bots.slack.surface import Respond, ephemeral_surface
 from bots.slack.uploads import upload_to_dm
 from core.admission import NOT_ENABLED
 from core.commands import (
     MAX_SUMMARY_MESSAGES,
+    NOTHING_TO_SUMMARIZE,
+    THREAD_SUMMARY_REQUEST,
     BadArguments,
     Caller,
     Command,
-    Cost,
     Help,
     Summarize,
-    cost_chart,
+    answer_command,
     help_text,
     parse_command,
-    run_command,
+    question_announcement,
     usage_line,
+    user_mention,
 )
 from core.models import HistoryMessage, SummaryKind, Turn
 
@@ -54,7 +56,6 @@ USAGE = usage_line(SLACK)
 PRIVATE_ACK = "Thinking… (only you will see the answer)"
 NO_HISTORY = "I can't read this channel's messages: invite me first with `/invite @Seed`."
 CANNOT_POST = "I can't post in this conversation ({code}). Invite me with `/invite @Seed`, or use `/seed -p`."
-NOTHING_TO_SUMMARIZE = "There is nothing to summarize here yet."
 CHART_NAME, CHART_TITLE = "spend.png", "Spend per day, last 30 days"
 CHART_IN_DM = "📈 A chart of the last 30 days is in your direct messages with me."
 
@@ -118,25 +119,21 @@ async def _run(bot: SlackBot, command: Command | Ask, where: Invocation) -> None
         case Ask(question=question, private=True):
             await _ask_privately(bot, where, question)
         case Ask(question=question):
-            header = f"<@{where.user}> asked:\n{SLACK.quote(question)}"
+            header = question_announcement(user_mention(where.user), question, SLACK)
             await _answer_in_thread(bot, where, header, question)
         case Summarize():
             await _summarize_channel(bot, where, command)
         case _:
             caller = Caller(PLATFORM, where.team, where.channel, where.user, admin=bot.is_admin(where.user))
-            text = await run_command(bot.service, caller, command, SLACK)
-            if isinstance(command, Cost) and await _chart_sent(bot, caller, command):
-                text = f"{text}\n\n{CHART_IN_DM}"
-            await where.respond(text=text)
-
-
-async def _chart_sent(bot: SlackBot, caller: Caller, command: Cost) -> bool:
-    """The report's spend chart, uploaded to the asker's DM; False where there is none or Slack refused
-    it (then the report goes as text only)."""
-    chart = await cost_chart(bot.service, caller, command)
-    return chart is not None and await upload_to_dm(
-        bot.reads, caller.user, chart, filename=CHART_NAME, title=CHART_TITLE
-    )
+            answer = await answer_command(bot.service, caller, command, SLACK)
+            # An ephemeral answer cannot carry a file: the chart goes to the asker's DM, unless Slack
+            # refuses it there too (then the report goes as text only).
+            if answer.chart is not None and await upload_to_dm(
+                bot.reads, caller.user, answer.chart, filename=CHART_NAME, title=CHART_TITLE
+            ):
+                await where.respond(text=f"{answer.text}\n\n{CHART_IN_DM}")
+            else:
+                await where.respond(text=answer.text)
 
 
 def _turn(where: Invocation, thread: str, text: str, name: str, **extra: Any) -> Turn:
@@ -152,7 +149,7 @@ def _turn(where: Invocation, thread: str, text: str, name: str, **extra: Any) ->
 async def _ask_privately(bot: SlackBot, where: Invocation, question: str) -> None:
     # A private conversation per person and channel: follow-up `-p` questions keep their context.
     turn = _turn(where, f"private-{where.user}", question, await bot.people.name(where.user))
-    await bot.service.answer(turn, EphemeralSurface(where.respond, where.channel))
+    await bot.service.answer(turn, ephemeral_surface(where.respond, where.channel))
 
 
 async def _answer_in_thread(
@@ -208,8 +205,7 @@ async def _summarize_channel(bot: SlackBot, where: Invocation, command: Summariz
     if not history:
         await where.respond(text=NOTHING_TO_SUMMARIZE)
         return
-    what = f"what was shared in {command.what}" if command.kind == "media" else command.what
-    header = f"<@{where.user}> asked me to summarize {what} here."
+    header = command.announcement(user_mention(where.user))
     text = command.request(len(history))
     await _answer_in_thread(bot, where, header, text, history=history, summary=command.kind)
 
@@ -241,5 +237,5 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
     team = str((shortcut.get("team") or {}).get("id") or bot.identity.team_id)
     where = Invocation(team, channel, user, trigger, respond)
     name = await bot.people.name(user)
-    turn = _turn(where, root, "Summarize this thread.", name, history=history, summary="messages")
+    turn = _turn(where, root, THREAD_SUMMARY_REQUEST, name, history=history, summary="messages")
     await bot.service.answer(turn, bot.surface(channel=channel, thread_ts=root, user=user))

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import busy_note, error_code
 from bots.slack.files import SlackFiles
+from core.history import with_quoted
 from core.models import ConversationKey, HistoryMessage
 from core.tools.base import FoundMessage, SearchUnavailable
 
@@ -105,8 +106,8 @@ async def with_shared(message: Mapping[str, Any], text: str, bot_user_id: str, p
             await people.name(str(item["author_id"])) if item.get("author_id") else ""
         )
         body = await readable_text(str(item.get("text") or item.get("fallback") or ""), bot_user_id, people)
-        quoted.append(f"[shared message{f' from {author}' if author else ''}] {body}".rstrip())
-    return "\n".join(part for part in (text, *quoted) if part)
+        quoted.append((author, body))
+    return with_quoted(text, "shared message", quoted)
 
 
 async def history_message(

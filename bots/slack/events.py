@@ -30,6 +30,7 @@ from bots.slack.conversation import (
     with_shared,
 )
 from core.admission import Arrival
+from core.history import title_of
 from core.models import ConversationKey, Turn
 from core.reply.surface import ReplySurface
 
@@ -147,7 +148,7 @@ class _SlackMessage:
 
 async def _set_title(bot: SlackBot, channel: str, thread_ts: str, prompt: str) -> None:
     """Name a new assistant-view thread after its first question."""
-    title = (prompt.splitlines()[0] if prompt else "").strip()[:TITLE_CHARS] or "Question"
+    title = title_of(prompt, TITLE_CHARS, "Question")
     try:
         await bot.reads.assistant_threads_setTitle(channel_id=channel, thread_ts=thread_ts, title=title)
     except SlackApiError as error:

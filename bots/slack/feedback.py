@@ -3,13 +3,15 @@ routed to `core.feedback` (which owns what they mean)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bots.slack.conversation import PLATFORM
 from core.feedback import FeedbackSubject, record_feedback
+from core.store import Store
 
-if TYPE_CHECKING:
-    from bots.slack.bot import SlackBot
+# How the bot tells one person something privately: (channel, user, text, thread_ts=...).
+Tell = Callable[..., Awaitable[None]]
 
 FEEDBACK = "seed_feedback"
 
@@ -36,13 +38,13 @@ def feedback_block(subject: FeedbackSubject) -> dict[str, Any]:
     }
 
 
-async def on_press(bot: SlackBot, body: dict[str, Any], action: dict[str, Any]) -> None:
+async def on_press(store: Store, tell: Tell, body: dict[str, Any], action: dict[str, Any]) -> None:
     """Record the press against the answer's message and thank the person privately."""
     rating, _, token = str(action.get("value") or "").partition(":")
     user, channel = str(body["user"]["id"]), str(body["channel"]["id"])
     message = body.get("message") or {}
     said = await record_feedback(
-        bot.service.store,
+        store,
         platform=PLATFORM,
         workspace=str(body["team"]["id"]),
         channel=channel,
@@ -51,4 +53,4 @@ async def on_press(bot: SlackBot, body: dict[str, Any], action: dict[str, Any]) 
         rating=rating,
         token=token,
     )
-    await bot.tell(channel, user, said, thread_ts=message.get("thread_ts"))
+    await tell(channel, user, said, thread_ts=message.get("thread_ts"))

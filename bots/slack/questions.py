@@ -14,8 +14,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.api import error_code
-from core.commands import chat_mention
-from core.tools.confirm import ConfirmationRequest, Decision, OpenQuestions, PendingConfirmation
+from core.commands import user_mention
+from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation, ShownQuestions
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def question_blocks(request: ConfirmationRequest) -> list[dict[str, Any]]:
         {"type": "section", "text": {"type": "mrkdwn", "text": question}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"Only <@{request.user_id}> can answer."}],
+            "elements": [{"type": "mrkdwn", "text": request.who_answers(user_mention)}],
         },
         {"type": "actions", "block_id": f"confirm-{request.request_id}", "elements": buttons},
     ]
@@ -47,31 +47,32 @@ class SlackQuestions:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
-        self.open = OpenQuestions()
-        self._posted: dict[str, tuple[str, str]] = {}  # request id -> (channel, ts)
+        self.shown: ShownQuestions[tuple[str, str]] = ShownQuestions()  # -> (channel, ts)
 
     async def ask(self, channel: str, thread_ts: str | None, pending: PendingConfirmation) -> bool:
         request = pending.request
-        self.open.add(pending)  # before it is shown: a click may come back before the post returns
-        try:
-            response = await self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=request.question, blocks=question_blocks(request)
-            )
-        except SlackApiError as error:
-            log.warning("confirmation not shown in %s (%s)", channel, error_code(error))
-            self.open.close(request.request_id)
-            return False
-        self._posted[request.request_id] = (channel, str(response["ts"]))
-        return True
+
+        async def post() -> tuple[str, str] | None:
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=request.question,
+                    blocks=question_blocks(request),
+                )
+            except SlackApiError as error:
+                log.warning("confirmation not shown in %s (%s)", channel, error_code(error))
+                return None
+            return channel, str(response["ts"])
+
+        return await self.shown.ask(pending, post)
 
     async def decided(self, request: ConfirmationRequest, decision: Decision) -> None:
-        self.open.close(request.request_id)
-        where = self._posted.pop(request.request_id, None)
+        where = self.shown.decided(request.request_id)
         if where is None:
             return
         channel, ts = where
-        outcome = "✅" if decision.approved else "⏹️"
-        text = f"{outcome} {request.question} {decision.summary(lambda user: chat_mention('user', user))}."
+        text = request.decided_text(decision, user_mention)
         try:
             await self._client.chat_update(
                 channel=channel,

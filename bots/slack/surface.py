@@ -14,18 +14,16 @@ merged into the next one, and a thinking status with no budget left is skipped. 
 streams natively only while chat.startStream has budget to spare; otherwise it is posted
 (chat.postMessage counts per channel) and finished with chat.update.
 
-`EphemeralSurface` answers `/seed -p` privately: ephemeral messages cannot be edited, so it keeps
-the reply and sends it through the command's `response_url` when the answer is done.
+`ephemeral_surface` answers `/seed -p` privately: ephemeral messages cannot be edited, so the reply
+is kept and sent through the command's `response_url` when the answer is done.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,17 +35,10 @@ from bots.slack.feedback import feedback_block
 from bots.slack.questions import SlackQuestions
 from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
-from core.reply.budgets import SharedBudgets
-from core.reply.pacing import Priority, call_priority
-from core.reply.split import close_fence, split_message
-from core.reply.surface import (
-    MessageRef,
-    PlatformLimits,
-    SurfaceBusy,
-    SurfaceError,
-    SurfaceRateLimited,
-    ToolStep,
-)
+from core.reply.budgets import ReplyCalls, SharedBudgets
+from core.reply.buffered import BufferedSurface
+from core.reply.pacing import Priority
+from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited, ToolStep
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -142,13 +133,11 @@ class SlackSurface:
         self._status_shown = bool(thread_ts) and capabilities.thread_status
         self.limits = STATUS_LIMITS if self._status_shown else SLACK_LIMITS
         self._streams: dict[str, str] = {}  # ts -> text streamed so far, for messages still streaming
-        self._budgets: SharedBudgets | None = None
-        self._lane = 0
+        self._calls = ReplyCalls(lambda method: budget_draw(team_id, method, channel), PATIENCE_S)
 
     def use_budgets(self, budgets: SharedBudgets) -> None:
         """Draw every call from the workspace's shared budgets (before the reply starts)."""
-        self._budgets = budgets
-        self._lane = budgets.lane()
+        self._calls.use(budgets)
 
     async def post(self, text: str) -> MessageRef:
         text = defuse_mentions(text)
@@ -159,14 +148,14 @@ class SlackSurface:
         if (
             self._thread_ts
             and self._capabilities.native_streaming
-            and await self._draw("chat.startStream", patience_s=0.0)
+            and await self._calls.take("chat.startStream", patience_s=0.0)
         ):
-            async with self._penalizing("chat.startStream"):
+            async with self._calls.penalizing("chat.startStream"):
                 ts, refusal = await self._start_stream(text)
             if ts is not None:
                 return MessageRef(ts, self._channel)
-        await self._need("chat.postMessage")
-        async with self._penalizing("chat.postMessage"), platform_errors():
+        await self._calls.need("chat.postMessage")
+        async with self._calls.penalizing("chat.postMessage"), platform_errors():
             response = await self._client.chat_postMessage(
                 channel=self._channel, thread_ts=self._thread_ts, markdown_text=text
             )
@@ -184,8 +173,8 @@ class SlackSurface:
                 self._streams[ref.id] = text
                 return
             await self._stop_stream(ref.id)
-        await self._need("chat.update")
-        async with self._penalizing("chat.update"), platform_errors():
+        await self._calls.need("chat.update")
+        async with self._calls.penalizing("chat.update"), platform_errors():
             await self._client.chat_update(channel=self._channel, ts=ref.id, markdown_text=text)
 
     async def set_status(self, status: str | None) -> None:
@@ -194,7 +183,7 @@ class SlackSurface:
         assert self._thread_ts is not None
         # The status goes first when budgets run short; clearing it matters a little more.
         priority: Priority = "low" if status else "routine"
-        if not await self._draw("assistant.threads.setStatus", priority=priority):
+        if not await self._calls.take("assistant.threads.setStatus", priority=priority):
             return
         try:
             await self._client.assistant_threads_setStatus(
@@ -202,7 +191,7 @@ class SlackSurface:
             )
         except SlackApiError as error:
             if is_rate_limited(error):
-                await self._penalize("assistant.threads.setStatus", retry_after(error))
+                await self._calls.penalize("assistant.threads.setStatus", retry_after(error))
                 raise SurfaceRateLimited(retry_after(error)) from error
             log.warning(
                 "thread status refused (%s); showing the thinking line in messages", error_code(error)
@@ -213,17 +202,16 @@ class SlackSurface:
     async def close(self) -> None:
         """End any native stream still open (the streamer has written its final text by now)."""
         await self._stop_streams()
-        if self._budgets is not None:
-            self._budgets.close_lane(self._lane)
+        self._calls.close()
 
     async def offer_feedback(self, subject: FeedbackSubject) -> None:
         """👍 / 👎 under the finished answer: its last message again, with the buttons, in one chat.update."""
         await self._stop_streams()  # a message still streaming cannot be updated
         # From the workspace's chat.update budget like any edit, after every final waiting for it.
-        if not await self._draw("chat.update", priority="routine", patience_s=PATIENCE_S["urgent"]):
+        if not await self._calls.take("chat.update", priority="routine", patience_s=PATIENCE_S["urgent"]):
             return
         text = defuse_mentions(subject.text)
-        async with self._penalizing("chat.update"), platform_errors():
+        async with self._calls.penalizing("chat.update"), platform_errors():
             await self._client.chat_update(
                 channel=self._channel,
                 ts=subject.message.id,
@@ -257,7 +245,7 @@ class SlackSurface:
         """Append to an open stream; False when Slack has ended it (continue with chat.update)."""
         if not delta:
             return True
-        await self._need("chat.appendStream")
+        await self._calls.need("chat.appendStream")
         try:
             await self._client.chat_appendStream(channel=self._channel, ts=ts, markdown_text=delta)
         except SlackApiError as error:
@@ -266,14 +254,14 @@ class SlackSurface:
                 del self._streams[ts]
                 return False
             if is_rate_limited(error):
-                await self._penalize("chat.appendStream", retry_after(error))
+                await self._calls.penalize("chat.appendStream", retry_after(error))
             raise surface_error(error) from error
         return True
 
     async def _stop_stream(self, ts: str) -> None:
         if self._streams.pop(ts, None) is None:
             return
-        if not await self._draw("chat.stopStream", priority="urgent"):
+        if not await self._calls.take("chat.stopStream", priority="urgent"):
             # Its text is all there; Slack ends a stream left open by itself after a few minutes.
             log.warning("no budget to stop native stream %s; Slack will end it", ts)
             return
@@ -281,7 +269,7 @@ class SlackSurface:
             await self._client.chat_stopStream(channel=self._channel, ts=ts)
         except SlackApiError as error:
             if is_rate_limited(error):
-                await self._penalize("chat.stopStream", retry_after(error))
+                await self._calls.penalize("chat.stopStream", retry_after(error))
             if error_code(error) not in STREAM_ENDED:
                 log.warning("could not stop native stream %s: %s", ts, error_code(error))
 
@@ -295,7 +283,7 @@ class SlackSurface:
         """The step as a task card of the stream open now; False (the core shows it instead) when no
         stream is open, the budget has no room, or the workspace refuses task cards."""
         ts = next(reversed(self._streams), None) if self._capabilities.task_cards else None
-        if ts is None or not await self._draw("chat.appendStream"):
+        if ts is None or not await self._calls.take("chat.appendStream"):
             return False
         card: dict[str, Any] = {"type": "task_update", "id": step.id, "title": step.title}
         card["status"] = {"running": "in_progress", "done": "complete", "failed": "error"}[step.status]
@@ -319,75 +307,25 @@ class SlackSurface:
     async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
         await self._questions.decided(request, decision)
 
-    # --- the workspace's budgets -----------------------------------------------------------------
-
-    async def _draw(
-        self, method: str, *, priority: Priority | None = None, patience_s: float | None = None
-    ) -> bool:
-        """Wait for this call's turn in the workspace budget of `method` (priority: the streamer's)."""
-        if self._budgets is None:
-            return True
-        priority = priority or call_priority.get()
-        patience = PATIENCE_S[priority] if patience_s is None else patience_s
-        draws = [budget_draw(self._team_id, method, self._channel)]
-        return await self._budgets.acquire(draws, priority, lane=self._lane, patience_s=patience)
-
-    async def _need(self, method: str) -> None:
-        if not await self._draw(method):
-            raise SurfaceBusy(method)
-
-    async def _penalize(self, method: str, seconds: float) -> None:
-        if self._budgets is not None:
-            await self._budgets.penalize(budget_draw(self._team_id, method, self._channel).key, seconds)
-
-    @contextlib.asynccontextmanager
-    async def _penalizing(self, method: str) -> AsyncIterator[None]:
-        """A 429 inside slows `method`'s budget for the whole workspace."""
-        try:
-            yield
-        except SurfaceRateLimited as limited:
-            await self._penalize(method, limited.retry_after)
-            raise
-
 
 Respond = Callable[..., Awaitable[Any]]
 
 
-class EphemeralSurface:
-    """A private answer: kept while it is written, sent through the response_url at `close()`."""
+def ephemeral_surface(respond: Respond, channel: str) -> BufferedSurface:
+    """A private answer: kept while it is written, sent through the response_url when it is done."""
 
-    limits = SLACK_LIMITS
+    async def send(part: str) -> None:
+        await respond(text=part, blocks=[markdown_block(part)], response_type="ephemeral")
 
-    def __init__(self, respond: Respond, channel: str):
-        self._respond = respond
-        self._channel = channel
-        self._parts: list[str] = []
-        self._ids = itertools.count(1)
-
-    async def post(self, text: str) -> MessageRef:
-        self._parts.append(defuse_mentions(text))
-        return MessageRef(f"ephemeral-{next(self._ids)}", self._channel)
-
-    async def edit(self, ref: MessageRef, text: str) -> None:
-        index = int(ref.id.rsplit("-", 1)[-1]) - 1
-        self._parts[index] = defuse_mentions(text)
-
-    async def set_status(self, status: str | None) -> None:
-        """The command's acknowledgement already says the answer is coming."""
-
-    async def close(self) -> None:
-        parts = self._parts
-        if len(parts) > RESPONSE_URL_USES:
-            # The response_url takes no more messages, and one message no more text: say so.
-            room = self.limits.max_message_chars - len(PRIVATE_CUT) - len("\n```")
-            last = close_fence(split_message(parts[RESPONSE_URL_USES - 1], room)[0])
-            parts = [*parts[: RESPONSE_URL_USES - 1], last + PRIVATE_CUT]
-        for part in parts:
-            try:
-                await self._respond(text=part, blocks=[markdown_block(part)], response_type="ephemeral")
-            except Exception as error:
-                log.warning("could not send a private answer: %s", type(error).__name__)
-                return
+    return BufferedSurface(
+        SLACK_LIMITS,
+        send,
+        channel=channel,
+        max_messages=RESPONSE_URL_USES,
+        cut_note=PRIVATE_CUT,
+        id_prefix="ephemeral",
+        prepare=defuse_mentions,
+    )
 
 
 def budget_draw(team_id: str, method: str, channel: str) -> Draw:
@@ -403,19 +341,20 @@ async def paced(
     budgets: SharedBudgets, team_id: str, channel: str, method: str, call: Callable[[], Awaitable[T]]
 ) -> T:
     """Run one Slack call outside a reply (crash recovery, shutdown) within the workspace's budget of
-    `method`, as urgently as a final text: it waits its turn, and a 429 slows the budget for everyone
-    and is retried after its Retry-After. Other Slack errors are raised."""
-    draw = budget_draw(team_id, method, channel)
-    for attempt in range(PACED_ATTEMPTS):
-        if not await budgets.acquire([draw], "urgent", lane=0, patience_s=PATIENCE_S["urgent"]):
-            continue
-        try:
-            return await call()
-        except SlackApiError as error:
-            if not is_rate_limited(error) or attempt == PACED_ATTEMPTS - 1:
-                raise
-            await budgets.penalize(draw.key, retry_after(error))
-    raise SurfaceRateLimited(PATIENCE_S["urgent"])
+    `method`, as urgently as a final text; a 429 slows the budget for everyone and is retried after
+    its Retry-After. Other Slack errors are raised."""
+    return await budgets.paced(
+        budget_draw(team_id, method, channel),
+        call,
+        patience_s=PATIENCE_S["urgent"],
+        attempts=PACED_ATTEMPTS,
+        retry_after_of=_rate_limited_for,
+    )
+
+
+def _rate_limited_for(error: Exception) -> float | None:
+    """Seconds to wait when `error` is Slack's 429, else None."""
+    return retry_after(error) if isinstance(error, SlackApiError) and is_rate_limited(error) else None
 
 
 def defuse_mentions(text: str) -> str:

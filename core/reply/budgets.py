@@ -13,19 +13,28 @@ names in the core) and how urgent it is; `SharedBudgets.acquire` grants calls in
 A caller that cannot wait longer gives up (`acquire` returns False) and the reply merges what it
 wanted to show into its next call. The buckets themselves live in a `BucketStore`, in-process or
 in Redis; the order above is kept per instance.
+
+A surface holds its reply's place in them as `ReplyCalls` (which budget each of its methods draws
+from is the adapter's data); a call outside any reply (crash recovery) goes through
+`SharedBudgets.paced`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from core.coordination import BucketStore, Draw, Taken
 from core.metrics import Metrics
-from core.reply.pacing import Priority
+from core.reply.pacing import Priority, call_priority
+from core.reply.surface import SurfaceBusy, SurfaceRateLimited
+
+T = TypeVar("T")
 
 _RANK: dict[Priority, int] = {"urgent": 0, "routine": 1, "low": 2}
 # Share of each budget's burst a call of this priority must leave for more urgent ones.
@@ -119,6 +128,31 @@ class SharedBudgets:
         """The platform answered 429 for this budget: it is empty for everyone until Retry-After."""
         await self.store.penalize(key, self._clock() + retry_after)
 
+    async def paced(
+        self,
+        draw: Draw,
+        call: Callable[[], Awaitable[T]],
+        *,
+        patience_s: float,
+        attempts: int,
+        retry_after_of: Callable[[Exception], float | None],
+    ) -> T:
+        """Run one call outside any reply (crash recovery, shutdown) within `draw`'s budget, as
+        urgently as a final text: it waits its turn, and a failure `retry_after_of` reads as a 429
+        (the seconds to wait; None for any other failure, which is raised) slows the budget for
+        everyone and is retried, `attempts` times at most; after that it is raised too."""
+        for attempt in range(attempts):
+            if not await self.acquire([draw], "urgent", lane=0, patience_s=patience_s):
+                continue
+            try:
+                return await call()
+            except Exception as error:
+                wait = retry_after_of(error)
+                if wait is None or attempt == attempts - 1:
+                    raise
+                await self.penalize(draw.key, wait)
+        raise SurfaceRateLimited(patience_s)
+
     def _keep(self, draw: Draw, priority: Priority) -> float:
         """What a call of `priority` leaves behind: a share of the burst, and for anything less than
         urgent a token for each reply still open, whose final text may need one; never so much that
@@ -145,3 +179,55 @@ class SharedBudgets:
             return
         for draw, tokens in zip(draws, taken.tokens, strict=True):
             self._metrics.budget_fill(draw.name, max(0.0, tokens) / draw.rate.burst)
+
+
+class ReplyCalls:
+    """One reply's calls against the shared budgets of its platform, once the service has handed them
+    over (`use`; until then every call goes ahead at once). `draw_for(method)` names the budget a call
+    of `method` draws from; `patience_s` how long a call of each priority may wait for its turn."""
+
+    def __init__(self, draw_for: Callable[[str], Draw], patience_s: Mapping[Priority, float]) -> None:
+        self._draw_for = draw_for
+        self._patience_s = patience_s
+        self._budgets: SharedBudgets | None = None
+        self._lane = 0
+
+    def use(self, budgets: SharedBudgets) -> None:
+        self._budgets = budgets
+        self._lane = budgets.lane()
+
+    async def take(
+        self, method: str, *, priority: Priority | None = None, patience_s: float | None = None
+    ) -> bool:
+        """Wait for this call's turn in the budget of `method` (priority: the streamer's); False when
+        it would come later than its patience allows."""
+        if self._budgets is None:
+            return True
+        priority = priority or call_priority.get()
+        patience = self._patience_s[priority] if patience_s is None else patience_s
+        return await self._budgets.acquire(
+            [self._draw_for(method)], priority, lane=self._lane, patience_s=patience
+        )
+
+    async def need(self, method: str) -> None:
+        """`take`, or raise `SurfaceBusy`: the streamer shows the text later, merged with what comes next."""
+        if not await self.take(method):
+            raise SurfaceBusy(method)
+
+    async def penalize(self, method: str, seconds: float) -> None:
+        if self._budgets is not None:
+            await self._budgets.penalize(self._draw_for(method).key, seconds)
+
+    @contextlib.asynccontextmanager
+    async def penalizing(self, method: str) -> AsyncIterator[None]:
+        """A 429 inside slows `method`'s budget for every reply that shares it."""
+        try:
+            yield
+        except SurfaceRateLimited as limited:
+            await self.penalize(method, limited.retry_after)
+            raise
+
+    def close(self) -> None:
+        """The reply is over: it no longer counts in the fair shares."""
+        if self._budgets is not None:
+            self._budgets.close_lane(self._lane)

@@ -6,8 +6,13 @@ and describes its platform with a `PlatformLimits`; the streamer does the rest.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
+
+# A platform's own trouble (a 5xx) or the network's: the streamer tries again after this long.
+TRANSIENT_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,28 @@ class SurfaceBusy(Exception):
 
 class SurfaceError(Exception):
     """The platform refused a post or edit for good (deleted message, missing permission...)."""
+
+
+def refused_or_retry(status: int, refusal: str, *, retry_after: float) -> Exception:
+    """A platform's HTTP error answer in the reply engine's terms: a 429 waits `retry_after`, the
+    platform's own trouble (a 5xx) a moment; anything else refuses this message for good."""
+    if status == 429:
+        return SurfaceRateLimited(retry_after)
+    if status >= 500:
+        return SurfaceRateLimited(TRANSIENT_RETRY_S)
+    return SurfaceError(refusal)
+
+
+@contextlib.asynccontextmanager
+async def surface_errors(
+    failures: tuple[type[BaseException], ...], as_surface_error: Callable[[BaseException], Exception]
+) -> AsyncIterator[None]:
+    """Whatever of `failures` a platform library raises inside is raised as the reply engine's
+    exception (`as_surface_error`), so the streamer knows whether to wait and retry or give up."""
+    try:
+        yield
+    except failures as error:
+        raise as_surface_error(error) from error
 
 
 @runtime_checkable

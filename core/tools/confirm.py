@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 DecisionOutcome = Literal["approved", "declined", "expired", "cancelled"]
+Where = TypeVar("Where")
 PREVIEW_CHARS = 300
 
 DECLINED = "The user declined; the tool was not run. Do not retry it unless they ask again."
@@ -65,6 +66,16 @@ class ConfirmationRequest:
     @property
     def question(self) -> str:
         return f"Run {self.tool_name} with {self.arguments_preview}?"
+
+    def who_answers(self, name: Callable[[str], str] = str) -> str:
+        """Under the buttons (`name` shows the user the platform's way, e.g. as a mention)."""
+        return f"Only {name(self.user_id)} can answer."
+
+    def decided_text(self, decision: Decision, name: Callable[[str], str] = str) -> str:
+        """What the question says once decided, e.g. "✅ Run fetch_url with {…}? Approved by U1 at
+        14:03 UTC."; it replaces the question and its buttons."""
+        mark = "✅" if decision.approved else "⏹️"
+        return f"{mark} {self.question} {decision.summary(name)}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +147,31 @@ class PendingConfirmation:
         return self._decided.result()
 
 
-class OpenQuestions:
-    """The confirmations an adapter is showing, by request id, so that a click finds its request."""
+class ShownQuestions(Generic[Where]):
+    """The confirmations an adapter is showing, by request id: the pending request, so that a click
+    finds it, and where its question was shown (`Where`, the adapter's own handle to that message), so
+    that the decision can replace it."""
 
     def __init__(self) -> None:
         self._open: dict[str, PendingConfirmation] = {}
+        self._shown: dict[str, Where] = {}
 
-    def add(self, pending: PendingConfirmation) -> None:
-        self._open[pending.request.request_id] = pending
+    async def ask(self, pending: PendingConfirmation, show: Callable[[], Awaitable[Where | None]]) -> bool:
+        """Show the question with `show` (None: it could not be, and the adapter has logged why); True
+        when it is on screen, waiting for a click."""
+        request_id = pending.request.request_id
+        self._open[request_id] = pending  # before it is shown: a click may come back before `show` does
+        where = await show()
+        if where is None:
+            self._open.pop(request_id, None)
+            return False
+        self._shown[request_id] = where
+        return True
 
-    def close(self, request_id: str) -> None:
+    def decided(self, request_id: str) -> Where | None:
+        """Forget a decided request: where its question is, to replace it (None: it was never shown)."""
         self._open.pop(request_id, None)
+        return self._shown.pop(request_id, None)
 
     def click(self, request_id: str, approved: bool, user_id: str) -> str | None:
         """Pass a click on: None when it decided the request, else what to tell the clicker privately."""

@@ -18,11 +18,16 @@ from core.commands import (
     Help,
     Prompt,
     Summarize,
+    Tools,
     admins_only,
+    answer_command,
     help_text,
     html_safe_quote,
     parse_command,
+    question_announcement,
+    report_scope,
     run_command,
+    setting_scope,
     usage_hint,
     usage_line,
 )
@@ -125,6 +130,15 @@ class TestCostAndForget:
         assert await say(service, ALICE, Forget()) == "Done: deleted 2 stored messages of yours."
         assert await say(service, ALICE, Forget()) == "Done: deleted 0 stored messages of yours."
 
+    async def test_a_cost_report_comes_with_its_spend_chart_and_other_answers_with_none(self, service):
+        report = await answer_command(service, ALICE, Cost("me", "7d"), PLAIN)
+        assert report.text == await say(service, ALICE, Cost("me", "7d"))
+        assert report.chart is not None and report.chart.startswith(b"\x89PNG")
+        dm = Caller("test", "", "D1", "alice", in_workspace=False)
+        refused = await answer_command(service, dm, Cost("workspace"), SERVER)
+        assert (refused.text, refused.chart) == ("There is no server here; use scope `me`.", None)
+        assert (await answer_command(service, ALICE, Help(), PLAIN)).chart is None
+
 
 class TestTypedText:
     @pytest.mark.parametrize(
@@ -172,6 +186,27 @@ class TestTypedText:
             == "Summarize the last hour of this channel (1 message)."
         )
         assert Summarize(messages=3).what == "the last 3 messages"
+
+    def test_the_words_for_a_scope_mean_the_same_typed_or_picked_and_server_is_the_workspace(self):
+        words = ("me", "channel", "server")
+        assert [setting_scope(word) for word in words] == ["user", "channel", "workspace"]
+        assert [report_scope(word) for word in words] == ["me", "channel", "workspace"]
+        assert parse_command("effort low server") == Effort("low", setting_scope("server"))
+        assert parse_command("tools disable fetch_url server") == Tools("disable", "fetch_url", "workspace")
+
+    def test_a_summary_is_announced_with_its_range_and_who_asked(self):
+        assert Summarize(messages=20).announcement("<@U1>") == (
+            "<@U1> asked me to summarize the last 20 messages here."
+        )
+        assert Summarize(hours=24, messages=None, kind="media").announcement("Ann") == (
+            "Ann asked me to summarize what was shared in the last 24 hours here."
+        )
+
+    def test_a_question_asked_through_a_command_is_announced_quoted_in_the_platforms_markup(self):
+        quoting = Dialect(syntax=PLAIN.syntax, quote=html_safe_quote)
+        assert question_announcement("<@U1>", "is <!channel> 2+2?\nor 5?", quoting) == (
+            "<@U1> asked:\n> is &lt;!channel&gt; 2+2?\n> or 5?"
+        )
 
 
 class TestHelp:

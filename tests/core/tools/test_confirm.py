@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.tools.confirm import ConfirmationRequest, PendingConfirmation, preview_arguments
+from core.tools.confirm import (
+    ANSWERED,
+    NOT_YOURS,
+    ConfirmationRequest,
+    PendingConfirmation,
+    ShownQuestions,
+    preview_arguments,
+)
 
 
 def request(seconds: float = 5.0) -> ConfirmationRequest:
@@ -50,3 +57,52 @@ def test_the_question_shows_the_arguments_compactly_and_cut():
     assert preview_arguments("not json") == "not json"
     assert len(preview_arguments('{"text": "' + "x" * 1000 + '"}')) == 300
     assert request().question == 'Run files__write with {"path": "a.txt"}?'
+
+
+async def test_a_click_that_comes_back_before_the_question_is_posted_still_finds_its_request():
+    shown: ShownQuestions[str] = ShownQuestions()
+    pending = PendingConfirmation(request())
+
+    async def post() -> str:
+        # The platform delivers the asker's click while the post is still on its way back.
+        assert shown.click("r1", True, "U1") is None
+        return "message-1"
+
+    assert await shown.ask(pending, post) is True
+    assert (await pending.wait()).outcome == "approved"
+    assert shown.decided("r1") == "message-1"
+    assert shown.decided("r1") is None  # forgotten once decided
+    assert shown.click("r1", True, "U1") == ANSWERED
+
+
+async def test_only_the_asker_may_answer_a_question_and_one_that_was_not_shown_takes_no_clicks():
+    shown: ShownQuestions[str] = ShownQuestions()
+    pending = PendingConfirmation(request())
+
+    async def post() -> str:
+        return "message-1"
+
+    await shown.ask(pending, post)
+    assert shown.click("r1", True, "U2") == NOT_YOURS
+    assert not pending.decided
+
+    async def refused() -> None:
+        return None  # the platform refused the post
+
+    other = PendingConfirmation(ConfirmationRequest("r2", "c2", "t", "{}", "U1", request().expires_at))
+    assert await shown.ask(other, refused) is False
+    assert shown.click("r2", True, "U1") == ANSWERED
+    assert shown.decided("r2") is None
+
+
+async def test_a_decided_question_says_who_decided_and_when_in_the_platforms_own_names():
+    pending = PendingConfirmation(request())
+    pending.answer(True, "U1", at=datetime(2026, 1, 2, 14, 3, tzinfo=UTC))
+    decision = await pending.wait()
+    mention = lambda user: f"<@{user}>"  # noqa: E731
+    assert request().decided_text(decision, mention) == (
+        '✅ Run files__write with {"path": "a.txt"}? Approved by <@U1> at 14:03 UTC.'
+    )
+    assert request().who_answers(mention) == "Only <@U1> can answer."
+    expired = PendingConfirmation(request(seconds=0))
+    assert request().decided_text(await expired.wait()).startswith("⏹️ Run files__write")
