@@ -70,6 +70,9 @@ class SeedClient(discord.Client):
         self.tree = SeedCommandTree(self)
         self.add_dynamic_items(FeedbackButton)  # 👍 / 👎 on any answer, whenever it was written
         self.is_ready_event = asyncio.Event()
+        # READY or RESUMED since the last disconnect: discord.py's is_ready() stays true while it
+        # reconnects, and /readyz must not.
+        self.gateway_connected = False
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -131,8 +134,15 @@ class SeedClient(discord.Client):
         return False
 
     async def on_ready(self) -> None:
+        self.gateway_connected = True
         self.is_ready_event.set()
         log.info("connected to Discord as %s in %d servers", self.user, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        self.gateway_connected = True
+
+    async def on_disconnect(self) -> None:
+        self.gateway_connected = False
 
     async def close(self) -> None:
         await super().close()

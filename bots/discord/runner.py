@@ -73,8 +73,9 @@ class DiscordRunner:
 
     def ready(self) -> bool:
         """Connected to the gateway, on every shard of this process when sharded (for /readyz)."""
-        shards = self.shard_readiness() or {}
-        return self.client.is_ready() and not self.client.is_closed() and all(shards.values())
+        shards = self.shard_readiness()
+        connected = all(shards.values()) if shards is not None else self.client.gateway_connected
+        return self.client.is_ready() and not self.client.is_closed() and connected
 
     def shard_readiness(self) -> dict[str, bool] | None:
         """Shard id -> connected, for each shard this process runs; None when not sharded."""

@@ -136,3 +136,17 @@ async def test_a_bad_or_unreachable_api_base_is_a_clear_one_line_error(
     message = str(refused.value)
     assert message.startswith(expected.format(port=port))
     assert "\n" not in message and "s3cret" not in message
+
+
+async def test_not_ready_while_the_gateway_connection_is_down_and_ready_again_once_resumed(
+    world: World, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    api = world.api
+    assert bot.runner.ready()
+    resumed = api.gateway.hold_resume()
+    await api.gateway.drop()
+    await api.wait_for(lambda: not bot.runner.ready(), what="readiness to end with the connection")
+    resumed.set()
+    await api.wait_for(lambda: api.gateway.resumes == 1 and bot.runner.ready(), what="readiness after RESUME")
+    assert api.gateway.identifies == 1

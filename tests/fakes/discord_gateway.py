@@ -72,6 +72,7 @@ class Gateway:
         self.live: dict[int, Session] = {}  # shard id -> the session last identified or resumed on it
         self.current: Session | None = None  # the session of the last IDENTIFY or RESUME
         self.held: dict[int, asyncio.Event] = {}  # shard id -> set() to answer its IDENTIFY
+        self.held_resume: asyncio.Event | None = None  # set() to answer the next RESUME
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
@@ -163,6 +164,12 @@ class Gateway:
         self, socket: web.WebSocketResponse, request: web.Request, data: dict[str, Any]
     ) -> Session | None:
         self.resumes += 1
+        if self.held_resume is not None:
+            held, self.held_resume = self.held_resume, None
+            try:
+                await asyncio.wait_for(held.wait(), HOLD_LIMIT_S)
+            except TimeoutError:
+                pass  # a test that never releases still ends
         session = self.sessions.get(data.get("session_id", ""))
         if session is None or data.get("token") != self.api.token:
             await socket.send_json({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
@@ -186,6 +193,11 @@ class Gateway:
         """Leave the next IDENTIFY of `shard_id` unanswered until the returned event is set."""
         self.held[shard_id] = asyncio.Event()
         return self.held[shard_id]
+
+    def hold_resume(self) -> asyncio.Event:
+        """Leave the next RESUME unanswered until the returned event is set."""
+        self.held_resume = asyncio.Event()
+        return self.held_resume
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Deliver an event to the session of its shard (kept for RESUME if the connection is down)."""
