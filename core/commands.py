@@ -266,11 +266,12 @@ Command = ReplyCommand | Summarize
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """One entry of help: the command's name, its arguments as typed text, and what it does
-    (`{workspace}` stands for the platform's word)."""
+    (`{workspace}` stands for the platform's word). `anywhere`: the allowlists do not gate it."""
 
     name: str
     args: str
     does: str
+    anywhere: bool = False
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -299,7 +300,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "[enable|disable <name> [channel|{workspace}]]",
         "list the tools I can use here; admins switch one on or off for this channel or the {workspace}",
     ),
-    CommandSpec("forget", "", "delete what I have stored from your messages"),
+    # Anyone may have their stored data deleted, wherever they ask and whether or not Seed serves them there.
+    CommandSpec("forget", "", "delete what I have stored from your messages", anywhere=True),
     CommandSpec("help", "", "this list"),
 )
 STOP_HINT = "Say `stop` where I am answering to stop me"
@@ -307,6 +309,11 @@ STOP_HINT = "Say `stop` where I am answering to stop me"
 
 def _spec(name: str) -> CommandSpec:
     return next(spec for spec in COMMANDS if spec.name == name)
+
+
+def allowed_anywhere(name: str) -> bool:
+    """Whether the command of this name runs outside the allowlists too."""
+    return any(spec.name == name and spec.anywhere for spec in COMMANDS)
 
 
 def _words(text: str, dialect: Dialect) -> str:

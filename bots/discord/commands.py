@@ -46,6 +46,7 @@ from core.commands import (
     ReplyCommand,
     Summarize,
     Tools,
+    allowed_anywhere,
     answer_command,
     message_summary_request,
     report_scope,
@@ -93,9 +94,8 @@ class SeedCommandTree(app_commands.CommandTree[discord.Client]):
             await interaction.response.send_message(DRAINING_MESSAGE, ephemeral=True)
             return False
         place = place_of(interaction.channel, interaction.guild, interaction.user)
-        # Anyone may have their data forgotten, allowed here or not.
-        wants_forget = (interaction.data or {}).get("name") == "forget"
-        if not wants_forget and not bot.admission.allowlist.allows(place, admin=_admin(interaction)):
+        anywhere = allowed_anywhere(str((interaction.data or {}).get("name", "")))
+        if not anywhere and not bot.admission.allowlist.allows(place, admin=_admin(interaction)):
             await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
             return False
         return True

@@ -39,6 +39,7 @@ from core.commands import (
     Command,
     Help,
     Summarize,
+    allowed_anywhere,
     answer_command,
     help_text,
     parse_command,
@@ -91,7 +92,8 @@ class Invocation:
 async def on_command(bot: SlackBot, ack: Respond, command: Mapping[str, Any], respond: Respond) -> None:
     """The listener: acknowledge (with the whole answer, when it is instant), then work."""
     user, channel = str(command["user_id"]), str(command["channel_id"])
-    if not bot.allows(channel, user):
+    subcommand = next(iter(str(command.get("text") or "").split()), "").lower()
+    if not allowed_anywhere(subcommand) and not bot.allows(channel, user):
         await ack(text=NOT_ENABLED)
         return
     try:

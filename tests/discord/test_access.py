@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.discord.conftest import StartBot, World
+from tests.discord.test_commands import option
 from tests.discord.test_messages import wait_answer
-from tests.fakes.model_server import FakeModelServer
+from tests.fakes.model_server import FakeModelServer, Script
 
 NOT_ENABLED = "isn't enabled here"
 
@@ -86,4 +87,24 @@ async def test_dms_close_to_non_admins_when_any_allowlist_is_set(
     await wait_answer(api, bob_dm, "I am an admin")
     await api.wait_for(lambda: api.bot_messages(alice_dm), what="the refusal")
     assert NOT_ENABLED in api.bot_messages(alice_dm)[0]["content"]
+    assert len(model_server.requests) == 1
+
+
+async def test_anyone_may_have_their_data_forgotten_outside_the_allowlist_but_not_ask(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_allowed_channels=world.general["id"], discord_guild_ids=world.guild["id"])
+    model_server.enqueue(Script(content="Stored and answered."))
+    await api.user_message(world.general, world.alice, world.mention("remember this"))
+    await wait_answer(api, world.general, "Stored and answered.")
+    forget = await api.invoke_command(world.random, world.alice, "forget")
+    done = await api.wait_for(
+        lambda: [m for m in api.responses(forget) if "deleted" in m["content"]], what="/forget"
+    )
+    assert "deleted 0" not in done[0]["content"]
+    ask = await api.invoke_command(world.random, world.alice, "ask", [option("prompt", "and now?")])
+    await api.wait_for(
+        lambda: [m for m in api.responses(ask) if NOT_ENABLED in m["content"]], what="/ask refused"
+    )
     assert len(model_server.requests) == 1

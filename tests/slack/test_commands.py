@@ -401,6 +401,18 @@ async def test_commands_outside_the_allowlist_are_refused_privately(
     assert model_server.requests == []
 
 
+async def test_anyone_may_have_their_data_forgotten_outside_the_allowlist(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    bot = await start_bot(slack_allowed_channels=world.general)
+    await world.slack.post(world.alice, world.general, world.mention("remember this"))
+    await bot.idle()
+    await world.slack.slash(world.alice, world.random, "forget")
+    await bot.idle()
+    [done] = private_texts(world.slack, world.alice)
+    assert done.startswith("Done: deleted ") and not done.startswith("Done: deleted 0")
+
+
 async def test_commands_without_a_trigger_id_are_each_answered(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
