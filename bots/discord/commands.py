@@ -34,6 +34,7 @@ from core.commands import (
     COMMAND_FAILED,
     DEFAULT_SUMMARY_MESSAGES,
     MAX_SUMMARY_MESSAGES,
+    NOTHING_TO_SUMMARIZE,
     SHARED_SCOPES,
     BadArguments,
     Budget,
@@ -289,6 +290,9 @@ async def summarize(
             return
         command = Summarize(messages=count, kind=what)
         wanted = [message for message in reversed(recent) if command.wants(message)]
+        if not wanted:
+            await interaction.edit_original_response(content=NOTHING_TO_SUMMARIZE)
+            return
         await _summarize(interaction, wanted, command.request(len(wanted)), what)
 
 

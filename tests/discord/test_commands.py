@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.commands import NOTHING_TO_SUMMARIZE
 from core.prompts import SUMMARY_INSTRUCTION
 from tests.core.media.samples import write_video
 from tests.discord.conftest import Bot, StartBot, World, last_user_text, request_parts
@@ -336,6 +337,17 @@ async def test_summarize_reads_recent_channel_messages(
     context = last_user_text(model_server)
     assert "We ship on Friday." in context and "QA needs one more day." in context
     assert SUMMARY_INSTRUCTION in context
+
+
+async def test_summarizing_the_media_of_a_channel_without_any_says_so_without_asking_the_model(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    await start_bot(discord_guild_ids=world.guild["id"])
+    await api.user_message(world.general, world.alice, "Only words here, no files.")
+    interaction = await api.invoke_command(world.general, world.boss, "summarize", [option("what", "media")])
+    await response_text(api, interaction, NOTHING_TO_SUMMARIZE)
+    assert model_server.requests == []
 
 
 async def test_summarize_message_menu_reads_that_message(
