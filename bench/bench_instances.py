@@ -13,7 +13,7 @@ and CPU time during the burst per 1,000 tokens streamed; and the warnings and er
 Everything listens on 127.0.0.1. The database (created for the run, dropped after) and Redis db 13
 (its `seedbot:` keys deleted before and after) are the bench's own. Runs in about a minute.
 
-    .venv/bin/python bench/bench_instances.py [--answers 400]
+    .venv/bin/python bench/bench_instances.py [--answers 400] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -70,17 +70,21 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = re.compile(r'^seedbot_requests_total\{outcome="(\w+)",platform="discord"\} (\S+)$', re.M)
 TAKEOVERS = re.compile(r"^seedbot_takeovers_total (\S+)$", re.M)
 LEASE_FAILURES = re.compile(r'^seedbot_lease_renewals_total\{outcome="failed"\} (\S+)$', re.M)
+ACTIVE = re.compile(r"^seedbot_active_streams (\S+)$", re.M)
 PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
-def serve_model(port_out: Connection) -> None:
-    """The fake model API in its own process (so its CPU is not the bots'): ANSWER to every request."""
+def serve_model(control: Connection) -> None:
+    """The fake model API in its own process (so its CPU is not the bots'): ANSWER to every request.
+    It sends its port on `control`, then answers each message there with how many requests it had."""
 
     async def run() -> None:
         async with FakeModelServer(validate=False) as server:
             server.default = ANSWER
-            port_out.send(server.port)
-            await asyncio.Event().wait()
+            control.send(server.port)
+            loop = asyncio.get_running_loop()
+            while await loop.run_in_executor(None, control.recv):
+                control.send(len(server.requests))
 
     asyncio.run(run())
 
@@ -288,7 +292,22 @@ def metric(pattern: re.Pattern[str], text: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def run(answers: int, model_url: str, model_pid: int, database_url: str, workdir: Path) -> None:
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The fake model API's process: where it listens, its pid, and how to ask its request count."""
+
+    url: str
+    pid: int
+    control: Connection
+
+    def requests(self) -> int:
+        self.control.send(True)
+        if not self.control.poll(10):
+            raise RuntimeError("the fake model API does not answer")
+        return self.control.recv()
+
+
+async def run(answers: int, model: Model, database_url: str, workdir: Path) -> None:
     """Start the two instances against a fake Discord, measure one burst, stop them."""
     async with FakeDiscord() as api:
         alice, channels = build_world(api, answers)
@@ -299,13 +318,13 @@ async def run(answers: int, model_url: str, model_pid: int, database_url: str, w
         try:
             for bot in bots:
                 env = bot_environment(
-                    bot.shard_id, bot.port, model_url=model_url, database_url=database_url, api=api
+                    bot.shard_id, bot.port, model_url=model.url, database_url=database_url, api=api
                 )
                 await bot.start(env)
             for bot in bots:
                 await wait_http(f"http://127.0.0.1:{bot.port}/readyz", within_s=READY_WITHIN_S)
                 await wait_readyz(bot.port, {str(bot.shard_id): True}, within_s=READY_WITHIN_S)
-            await measure(api, bots, alice, channels, model_pid, database_url)
+            await measure(api, bots, alice, channels, model, database_url)
         finally:
             codes = [await bot.stop() for bot in bots]
         print(f"exit codes after SIGTERM: {codes}")
@@ -321,7 +340,7 @@ async def measure(
     bots: list[Bot],
     alice: dict[str, Any],
     channels: list[tuple[dict[str, Any], int]],
-    model_pid: int,
+    model: Model,
     database_url: str,
 ) -> None:
     """Send every mention at once, wait (bounded) for the answers to be whole, print the numbers."""
@@ -329,7 +348,8 @@ async def measure(
     shard_of_channel = {channel["id"]: shard_id for channel, shard_id in channels}
     for bot in bots:
         bot.usage["before"] = usage_of(bot.pid)
-    here_before, model_before = time.process_time(), usage_of(model_pid).cpu_s
+    here_before, model_before = time.process_time(), usage_of(model.pid).cpu_s
+    requests_before = model.requests()
     first_call = len(api.requests)
     lease_left: dict[int, float] = {}
     burst_over = asyncio.Event()
@@ -363,7 +383,8 @@ async def measure(
     texts = [await bot.metrics() for bot in bots]
     for bot in bots:
         bot.usage["after"] = usage_of(bot.pid)
-    here_s, model_s = time.process_time() - here_before, usage_of(model_pid).cpu_s - model_before
+    here_s, model_s = time.process_time() - here_before, usage_of(model.pid).cpu_s - model_before
+    model_requests = model.requests() - requests_before
     whole, per_channel = whole_replies(api, prompts)
 
     calls = api.requests[first_call:]
@@ -373,9 +394,10 @@ async def measure(
     times = sorted(whole_at.values())
     print(f"{answers} mentions sent in {sent_s:.2f} s over {len(prompts)} channels, {SHARDS} shards")
     print(
-        f"whole answers: {len(whole)}/{answers}; last whole {max(times, default=float('nan')):.1f} s,"
-        f" median {statistics.median(times) if times else float('nan'):.1f} s (an answer streams for"
-        f" {ANSWER_S:.0f} s)"
+        f"whole answers: {len(whole)}/{answers} at the end ({len(whole_at)} were whole at some point);"
+        f" last whole {max(times, default=float('nan')):.1f} s, median"
+        f" {statistics.median(times) if times else float('nan'):.1f} s"
+        f" (an answer streams for {ANSWER_S:.0f} s)"
     )
     seen = sorted(seen_at.values())
     print(
@@ -385,6 +407,8 @@ async def measure(
     )
     extra = sum(count - 1 for count in per_channel.values() if count > 1)
     print(f"channels without a reply: {answers - len(per_channel)}; extra bot messages: {extra}")
+    active = [metric(ACTIVE, text) for text in texts]
+    print(f"model requests: {model_requests}; answers still streaming per instance: {active}")
     print(f"429s from the fake Discord: {len(api.rate_limited)}" + (f" {dict(limited)}" if limited else ""))
     print(
         f"Discord calls: {len(calls)} ({len(calls) / answers:.1f} per answer); busiest second:"
@@ -417,25 +441,28 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=400)
+    parser.add_argument("--logs", type=Path, help="keep the instances' logs in this directory")
     args = parser.parse_args()
     began = time.monotonic()
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    model = multiprocessing.get_context("spawn").Process(target=serve_model, args=(sender,), daemon=True)
-    model.start()
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=serve_model, args=(theirs,), daemon=True)
+    process.start()
     try:
-        if not receiver.poll(READY_WITHIN_S):
+        if not ours.poll(READY_WITHIN_S):
             raise SystemExit("the fake model API did not start")
-        model_url = f"http://127.0.0.1:{receiver.recv()}/v1"
-        assert model.pid is not None
+        assert process.pid is not None
+        model = Model(f"http://127.0.0.1:{ours.recv()}/v1", process.pid, ours)
         left = asyncio.run(clear_redis())
         if left:
             print(f"deleted {left} seedbot keys a previous run left in {REDIS_URL}")
         with fresh_database() as database_url, tempfile.TemporaryDirectory() as workdir:
-            asyncio.run(run(args.answers, model_url, model.pid, database_url, Path(workdir)))
+            logs = args.logs or Path(workdir)
+            logs.mkdir(parents=True, exist_ok=True)
+            asyncio.run(run(args.answers, model, database_url, logs))
         asyncio.run(clear_redis())
     finally:
-        model.terminate()
-        model.join(10)
+        process.terminate()
+        process.join(10)
     print(f"bench ran {time.monotonic() - began:.0f} s")
 
 
