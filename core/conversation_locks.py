@@ -17,10 +17,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from core.coordination import REDIS_TIMEOUT_S, RedisLink
+from core.coordination import RedisLink, bounded_redis
 from core.models import ConversationKey
 
 log = logging.getLogger("seedbot.conversation_locks")
@@ -41,9 +40,7 @@ def _name(key: ConversationKey) -> str:
 class SharedLocks:
     def __init__(self, url: str, *, lock_s: float = LOCK_S, link: RedisLink | None = None) -> None:
         # Bounded calls: an answer waits on them, and going on in this instance's order beats hanging.
-        self._redis = redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
+        self._redis = bounded_redis(url)
         self.lock_s = lock_s
         self.link = link or RedisLink("locks")
         # Lock name -> (our token, when it expires by itself): locks released while Redis was away.

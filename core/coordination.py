@@ -31,6 +31,21 @@ log = logging.getLogger("seedbot.coordination")
 # Seconds to connect to Redis, and for one reply, before a call counts as failed. A budget or a lock
 # that waits longer than this holds an answer up; going on alone is better.
 REDIS_TIMEOUT_S = 1.0
+# Connections one client keeps at most: a burst of answers takes turns on them (waiting up to
+# REDIS_TIMEOUT_S for one) instead of opening a socket per answer on both ends.
+REDIS_CONNECTIONS = 32
+
+
+def bounded_redis(url: str) -> redis.Redis:
+    """A client whose calls are bounded in time and whose connections are bounded in number."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )
+    return redis.Redis.from_pool(pool)
 
 
 class RedisLink:
@@ -289,7 +304,4 @@ def bucket_store(
     """Redis-backed budgets when a URL is set (with the in-process fallback), else in-process ones."""
     if not redis_url:
         return MemoryBuckets()
-    client = redis.Redis.from_url(
-        redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
-    return FailoverBuckets(RedisBuckets(client), on_fallback=on_fallback, link=link)
+    return FailoverBuckets(RedisBuckets(bounded_redis(redis_url)), on_fallback=on_fallback, link=link)

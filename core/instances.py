@@ -78,14 +78,28 @@ class Instance:
             log.info("the other instance is gone; starting")
 
     async def keep_alive(self, after_each: Callable[[], Awaitable[object]]) -> None:
-        """Renew the lease for as long as the bot runs, then `after_each()` (taking over the dead);
-        a database that does not answer is logged and tried again (cancel the task to stop)."""
+        """Renew the lease for as long as the bot runs and, beside the renewals, `after_each()` one
+        (taking over the dead). A database that does not answer is logged and tried again (cancel
+        the task to stop).
+
+        Taking over edits chat messages at the platform's pace and can outlast a lease: were the
+        renewals to wait for it, this live instance would look dead to its peers."""
+        renewed = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._renewals(renewed), name="lease-renewals")
+            tasks.create_task(self._after_renewals(renewed, after_each), name="lease-take-over")
+
+    async def _renewals(self, renewed: asyncio.Event) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            renewed = await self._renew()
-            self._on_heartbeat(renewed)
-            if not renewed:
-                continue
+            if await self._renew():
+                renewed.set()
+
+    @staticmethod
+    async def _after_renewals(renewed: asyncio.Event, after_each: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            await renewed.wait()
+            renewed.clear()
             try:
                 await after_each()
             except Exception:
@@ -99,15 +113,16 @@ class Instance:
             log.warning("lease not released (%s); it expires in %.0f s", error, self.lease_s)
 
     async def _renew(self) -> bool:
+        renewed = False
         try:
             await self.store.heartbeat(self.id, self.lease_s)
+            renewed = True
         except StoreError as error:
             log.warning("lease not renewed (%s); trying again", error)
         except Exception:
             log.exception("lease not renewed; trying again")
-        else:
-            return True
-        return False
+        self._on_heartbeat(renewed)
+        return renewed
 
     async def _peers(self) -> list[str]:
         return [peer for peer in await self.store.live_instances() if peer != self.id]

@@ -78,6 +78,9 @@ CONNECT_TIMEOUT_S = 10.0
 # Bounds every statement: a wedged server or a lock held by a stuck session fails the call, not the bot.
 COMMAND_TIMEOUT_S = 30.0
 POOL_SIZE = 10
+# A lease heartbeat must not queue behind a burst of answers for a pooled connection: if it waited a
+# whole lease, peers would take this live instance's answers over. Leases get a connection of their own.
+LEASE_POOL_SIZE = 1
 # Advisory-lock keys are one bigint space per database: these two namespaces keep ours apart.
 _MIGRATION_LOCK = 0x5EED_0001
 _BUDGET_LOCK_NAMESPACE = "seedbot budget"
@@ -170,9 +173,10 @@ _DATABASE_ERRORS = (
 
 
 class PostgresStore:
-    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, url: str, pool: asyncpg.Pool, lease_pool: asyncpg.Pool) -> None:
         self._url = url
         self._pool = pool
+        self._lease_pool = lease_pool
 
     @classmethod
     async def open(
@@ -192,6 +196,14 @@ class PostgresStore:
                 timeout=connect_timeout_s,
                 command_timeout=command_timeout_s,
             )
+            # Connects at the first lease call; a pool of one reconnects by itself after an outage.
+            lease_pool = await asyncpg.create_pool(
+                url,
+                min_size=0,
+                max_size=LEASE_POOL_SIZE,
+                timeout=connect_timeout_s,
+                command_timeout=command_timeout_s,
+            )
         except ValueError:
             # A malformed URL; asyncpg's message may quote it, password and all.
             raise StoreError(
@@ -199,24 +211,27 @@ class PostgresStore:
             ) from None
         except _DATABASE_ERRORS as error:
             raise StoreError(describe_postgres_error(url, error)) from None
-        store = cls(url, pool)
+        store = cls(url, pool, lease_pool)
         try:
             await store._transaction(_migrate)
         except BaseException:
-            await pool.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
+        await self._lease_pool.close()
         await self._pool.close()
 
     # --- plumbing ------------------------------------------------------------------------------------
 
-    async def _transaction(self, body: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transaction(
+        self, body: Callable[[asyncpg.Connection], Awaitable[T]], *, pool: asyncpg.Pool | None = None
+    ) -> T:
         # Shielded so that a cancelled caller does not abandon a transaction mid-way on a pooled
         # connection: the (short, statement-timed) transaction finishes. The cancellation waits for
         # that end before it goes on, so a write the caller cancelled never lands after it moved on.
-        work = asyncio.ensure_future(self._run_transaction(body))
+        work = asyncio.ensure_future(self._run_transaction(body, pool or self._pool))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -225,16 +240,18 @@ class PostgresStore:
                 work.exception()  # the caller is gone: its failure is not news to anyone
             raise
 
-    async def _run_transaction(self, body: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _run_transaction(
+        self, body: Callable[[asyncpg.Connection], Awaitable[T]], pool: asyncpg.Pool
+    ) -> T:
         try:
-            async with self._pool.acquire() as connection, connection.transaction():
+            async with pool.acquire() as connection, connection.transaction():
                 return await body(connection)
         except _DATABASE_ERRORS as error:
             raise StoreError(describe_postgres_error(self._url, error)) from None
 
-    async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+    async def _read(self, sql: str, *params: Any, pool: asyncpg.Pool | None = None) -> list[asyncpg.Record]:
         try:
-            return await self._pool.fetch(sql, *params)
+            return await (pool or self._pool).fetch(sql, *params)
         except _DATABASE_ERRORS as error:
             raise StoreError(describe_postgres_error(self._url, error)) from None
 
@@ -415,11 +432,12 @@ class PostgresStore:
                 timedelta(seconds=ttl_s),
             )
 
-        await self._transaction(body)
+        await self._transaction(body, pool=self._lease_pool)
 
     async def live_instances(self) -> list[str]:
         rows = await self._read(
-            "SELECT instance_id FROM instance_leases WHERE expires_at > now() ORDER BY instance_id"
+            "SELECT instance_id FROM instance_leases WHERE expires_at > now() ORDER BY instance_id",
+            pool=self._lease_pool,
         )
         return [row[0] for row in rows]
 
@@ -427,7 +445,7 @@ class PostgresStore:
         async def body(db: asyncpg.Connection) -> None:
             await db.execute("DELETE FROM instance_leases WHERE instance_id = $1", instance_id)
 
-        await self._transaction(body)
+        await self._transaction(body, pool=self._lease_pool)
 
     # --- settings ------------------------------------------------------------------------------------
 

@@ -63,3 +63,34 @@ async def test_each_renewal_of_the_lease_is_reported_renewed_or_failed(make_sett
     await asyncio.gather(renewing, return_exceptions=True)
     assert outcomes.count(True) >= 2
     assert outcomes[-1] is False
+
+
+async def test_the_lease_is_renewed_while_taking_over_outlasts_it(make_settings):
+    """Taking over edits chat at the platform's pace and can take longer than a lease: the instance
+    must not look dead to its peers meanwhile."""
+    store = await open_store(make_settings())
+    renewals: list[bool] = []
+    instance = Instance(store, coordinated=True, lease_s=0.3, on_heartbeat=renewals.append)
+    await instance.join()
+    taking_over = asyncio.Event()
+    taken_over = asyncio.Event()
+
+    async def slow_take_over() -> None:
+        taking_over.set()
+        await taken_over.wait()
+
+    renewing = asyncio.create_task(instance.keep_alive(slow_take_over))
+    await asyncio.wait_for(taking_over.wait(), 10)
+    renewed_before = len(renewals)
+    for _ in range(100):  # up to 10 s
+        if len(renewals) >= renewed_before + 3:
+            break
+        await asyncio.sleep(0.1)
+    still_live = await store.live_instances()
+    taken_over.set()
+    renewing.cancel()
+    await asyncio.gather(renewing, return_exceptions=True)
+    await store.close()
+    assert renewals[renewed_before:] == [True] * (len(renewals) - renewed_before)
+    assert len(renewals) >= renewed_before + 3
+    assert still_live == [instance.id]

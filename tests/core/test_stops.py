@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
 import redis.asyncio as redis
 
 from core.access import Allowlist, Place
 from core.admission import Admission, Arrival
-from core.conversation_locks import FENCE_KEEP_S
+from core.conversation_locks import FENCE_KEEP_S, SharedLocks
+from core.coordination import REDIS_CONNECTIONS
 from core.models import ConversationKey, Turn
 from core.reply.surface import ReplySurface
 from core.service import ChatService
@@ -113,3 +115,28 @@ async def test_a_conversations_fencing_counter_is_forgotten_a_week_after_its_las
     expires_in = await client.ttl(fence)
     await client.aclose()
     assert 0 < expires_in <= FENCE_KEEP_S
+
+
+async def test_a_burst_of_conversations_wider_than_the_connection_pool_each_get_their_turn():
+    locks = SharedLocks(REDIS)
+    run = secrets.token_hex(4)
+    keys = [ConversationKey("test", "W1", f"C{n}", run) for n in range(5 * REDIS_CONNECTIONS)]
+    held = asyncio.Event()
+    tokens: list[int | None] = []
+
+    async def take_turn(key: ConversationKey) -> None:
+        async with locks.hold(key) as token:
+            tokens.append(token)
+            await held.wait()  # all hold their turn at once
+
+    turns = [asyncio.create_task(take_turn(key)) for key in keys]
+    for _ in range(100):  # up to 10 s
+        if len(tokens) == len(keys):
+            break
+        await asyncio.sleep(0.1)
+    held.set()
+    await asyncio.wait_for(asyncio.gather(*turns), 10)
+    await locks.close()
+    # Each conversation was ordered across instances: none fell back to this instance's order alone.
+    assert len(tokens) == len(keys) and None not in tokens
+    assert locks.link.reachable

@@ -3,8 +3,9 @@
 The real discord.py client logs in, opens the gateway, syncs commands and posts/edits messages
 against it. State lives in plain wire-format dicts (guilds, channels, messages, users, roles) so
 tests can read exactly what Discord would show. Limits are enforced as Discord does: 2,000-char
-content, embed limits, per-channel message buckets answered with 429 + `retry_after` (JSON body
-and headers, with `Via` so discord.py treats it as a real rate limit, not a Cloudflare ban),
+content, embed limits, per-channel message buckets and the bot's global 50 requests a second
+(interaction webhooks exempt) answered with 429 + `retry_after` (JSON body and headers, with `Via`
+so discord.py treats it as a real rate limit, not a Cloudflare ban),
 the 3-second interaction deadline and expiring interaction webhook tokens. Files come as Discord takes
 them: multipart bodies (`payload_json` plus `files[n]`), each named in the body's `attachments`, at
 most `upload_limit` bytes each (larger: 413, code 40005). The gateway shards as
@@ -42,6 +43,7 @@ APPLICATION_ID = 1100000000000000001
 MAX_CONTENT = 2000
 INTERACTION_DEADLINE_S = 3.0
 WEBHOOK_TOKEN_TTL_S = 15 * 60.0
+GLOBAL_RATE = (50, 1.0)  # requests per second for the whole bot, all shards together
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 MANAGE_GUILD = 1 << 5
@@ -166,6 +168,7 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         refuse_privileged: bool = False,
         message_rate: tuple[int, float] = (5, 5.0),
+        global_rate: tuple[int, float] = GLOBAL_RATE,
         interaction_deadline_s: float = INTERACTION_DEADLINE_S,
         webhook_token_ttl_s: float = WEBHOOK_TOKEN_TTL_S,
         recommended_shards: int = 1,
@@ -175,6 +178,8 @@ class FakeDiscord:
         self.gateway_token = gateway_token or token
         self.application_id = APPLICATION_ID
         self.message_rate = message_rate
+        # One bucket for the bot's every REST call, whichever shard's process makes it.
+        self._global = Bucket(*global_rate)
         self.interaction_deadline_s = interaction_deadline_s
         self.webhook_token_ttl_s = webhook_token_ttl_s
         self.recommended_shards = recommended_shards  # what GET /gateway/bot answers in `shards`
@@ -843,7 +848,11 @@ class FakeDiscord:
             response = _error(DiscordError(401, 0, "401: Unauthorized"))
         else:
             await self._hold(key)
-            response = self._rate_limit(request, key) or await self._call(handler, request)
+            response = (
+                (None if webhook_route else self._global_limit())
+                or self._rate_limit(request, key)
+                or await self._call(handler, request)
+            )
         self.requests.append(Recorded(request.method, request.path, body, response.status))
         if response.status == 429:
             self.rate_limited.append(self.requests[-1])
@@ -866,6 +875,12 @@ class FakeDiscord:
             return await handler(request)
         except DiscordError as error:
             return _error(error)
+
+    def _global_limit(self) -> web.Response | None:
+        wait = self._global.take()
+        if wait is None:
+            return None
+        return _too_many(wait, bucket="global", limit=self._global.limit, scope="global")
 
     def _rate_limit(self, request: web.Request, key: str) -> web.Response | None:
         for index, (prefix, retry_after) in enumerate(self.faults.forced_429):
@@ -1196,7 +1211,7 @@ def _error(error: DiscordError) -> web.Response:
     return _json(body, status=error.status)
 
 
-def _too_many(retry_after: float, *, bucket: str, limit: int) -> web.Response:
+def _too_many(retry_after: float, *, bucket: str, limit: int, scope: str = "user") -> web.Response:
     retry_after = round(max(retry_after, 0.001), 3)
     headers = {
         "Retry-After": str(max(1, round(retry_after))),
@@ -1205,10 +1220,12 @@ def _too_many(retry_after: float, *, bucket: str, limit: int) -> web.Response:
         "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
         "X-RateLimit-Reset-After": f"{retry_after:.3f}",
         "X-RateLimit-Bucket": _bucket_hash(bucket),
-        "X-RateLimit-Scope": "user",
+        "X-RateLimit-Scope": scope,
         "Via": "1.1 google",
     }
-    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+    if scope == "global":
+        headers["X-RateLimit-Global"] = "true"
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": scope == "global"}
     return _json(body, status=429, headers=headers)
 
 

@@ -13,7 +13,7 @@ from core.config import Settings, load_settings
 from core.store import open_store, upgrade
 from core.store.base import StoreError, UsageFilter
 from core.store.migrations import LATEST_VERSION, VERSIONS
-from core.store.postgres import redacted_url
+from core.store.postgres import PostgresStore, redacted_url
 from tests.core.store.processes import (
     check_whole_after_kill,
     finish,
@@ -138,3 +138,27 @@ async def test_a_process_killed_mid_reply_leaves_whole_messages(postgres_url: st
     settings = pg_settings(postgres_url)
     await kill_mid_reply(settings)
     await check_whole_after_kill(settings)
+
+
+async def test_a_lease_is_renewed_while_every_pooled_connection_is_busy(postgres_url: str) -> None:
+    """A burst of answers can hold the whole pool; the heartbeat must not wait for it, or peers would
+    take this live instance for dead."""
+    store = await PostgresStore.open(postgres_url, pool_size=1)
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        locked = blocker.transaction()
+        await locked.start()
+        await blocker.execute("LOCK TABLE processed_events IN ACCESS EXCLUSIVE MODE")
+        # Holds the pool's only connection, waiting on the lock.
+        claim = asyncio.create_task(store.claim_event("slack", "busy-event"))
+        await asyncio.sleep(0.2)
+        assert not claim.done()
+
+        await asyncio.wait_for(store.heartbeat("busy-instance", 10.0), timeout=5.0)
+        assert await asyncio.wait_for(store.live_instances(), timeout=5.0) == ["busy-instance"]
+
+        await locked.rollback()
+        assert await asyncio.wait_for(claim, timeout=5.0)
+    finally:
+        await blocker.close()
+        await store.close()
