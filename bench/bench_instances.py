@@ -414,6 +414,10 @@ async def measure(
         f"Discord calls: {len(calls)} ({len(calls) / answers:.1f} per answer); busiest second:"
         f" {busiest[1]} calls (second {busiest[0]})"
     )
+    routes = Counter(route(call.method, call.path) for call in calls)
+    print("  by route: " + ", ".join(f"{name} {count}" for name, count in routes.most_common()))
+    buttons = sum(1 for m in api.messages.values() if m["channel_id"] in prompts and m.get("components"))
+    print(f"answers showing the feedback buttons: {buttons}")
     print(
         "shard | answers (whole / outcomes in /metrics) | takeovers | failed lease renewals"
         " | least lease time left | peak RSS | CPU in burst | CPU per 1,000 tokens"
