@@ -4,6 +4,11 @@ Both implement the core's `ReplySurface`. Parts of a long answer reply to the pr
 chain reads top to bottom and a reply to any part continues the conversation. `allowed_mentions`
 lets a reply ping the asker and nobody else (never @everyone, @here or roles), whatever the model
 writes.
+
+Every channel message call of a reply (post, edit, typing, feedback buttons) draws from the bot's
+global REST budget (`GLOBAL_BUDGET`: Discord allows a bot 50 requests a second, whichever shard's
+process makes them), shared by every instance through Redis: a mid-answer edit that finds no room
+soon is merged into the next one, a typing indicator is skipped. Interaction webhooks are exempt.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import discord
 
 from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
+from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
-from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited
+from core.reply.budgets import SharedBudgets
+from core.reply.pacing import Priority, call_priority
+from core.reply.surface import MessageRef, PlatformLimits, SurfaceBusy, SurfaceError, SurfaceRateLimited
 from core.tools.base import ConversationSearch
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
@@ -34,6 +42,11 @@ DISCORD_LIMITS = PlatformLimits(
     window_s=5.0,
     thinking_in_message=True,
 )
+# The bot's global limit is 50 requests a second. A bucket of 40 a second with 8 saved up sends at most
+# 48 in any second, leaving room for calls outside replies (commands, crash recovery).
+GLOBAL_BUDGET = Draw("discord:global", Rate(per_s=40.0, burst=8.0), name="discord global")
+# How long a call of each priority waits for the global budget before it gives up (as on Slack).
+PATIENCE_S: dict[Priority, float] = {"urgent": 45.0, "routine": 1.0, "low": 0.0}
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
@@ -111,8 +124,16 @@ class DiscordSurface:
         self._ping_next = reply_to is not None and asker is not None and reply_to.author.id == asker.id
         self._pinged: set[str] = set()
         self._typing: asyncio.Task[None] | None = None
+        self._budgets: SharedBudgets | None = None
+        self._lane = 0
+
+    def use_budgets(self, budgets: SharedBudgets) -> None:
+        """Draw every call from the bot's global budget, shared by all its replies and instances."""
+        self._budgets = budgets
+        self._lane = budgets.lane()
 
     async def post(self, text: str) -> MessageRef:
+        await self._need()
         async with platform_errors():
             kwargs = {"reference": self._previous} if self._previous is not None else {}
             message = await self._channel.send(text, allowed_mentions=self._mentions_for(None), **kwargs)
@@ -123,6 +144,7 @@ class DiscordSurface:
         return message_ref(message)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
+        await self._need()
         async with platform_errors():
             partial = self._channel.get_partial_message(int(ref.id))  # type: ignore[attr-defined]
             await partial.edit(content=text, allowed_mentions=self._mentions_for(ref.id))
@@ -143,6 +165,8 @@ class DiscordSurface:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._typing
             self._typing = None
+        if self._budgets is not None:
+            self._budgets.close_lane(self._lane)
 
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         return self._questions is not None and await self._questions.ask(self._channel, pending)
@@ -152,18 +176,36 @@ class DiscordSurface:
             await self._questions.decided(request, decision)
 
     async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        # After every final text waiting for the budget, as long as one may wait.
+        if not await self._draw("routine", patience_s=PATIENCE_S["urgent"]):
+            return
         async with platform_errors():
             partial = self._channel.get_partial_message(int(subject.message.id))  # type: ignore[attr-defined]
             await partial.edit(view=feedback_view(subject))
 
     async def _keep_typing(self) -> None:
         for _ in range(TYPING_MAX_ROUNDS):
+            if not await self._draw("low"):
+                await asyncio.sleep(TYPING_EVERY_S)  # the first thing to go when the budget is short
+                continue
             try:
                 await self._channel.typing()
             except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
                 log.debug("typing indicator failed: %s", error)
                 return
             await asyncio.sleep(TYPING_EVERY_S)
+
+    async def _draw(self, priority: Priority | None = None, *, patience_s: float | None = None) -> bool:
+        """Wait for this call's turn in the global budget (priority: the streamer's for this call)."""
+        if self._budgets is None:
+            return True
+        priority = priority or call_priority.get()
+        patience = PATIENCE_S[priority] if patience_s is None else patience_s
+        return await self._budgets.acquire([GLOBAL_BUDGET], priority, lane=self._lane, patience_s=patience)
+
+    async def _need(self) -> None:
+        if not await self._draw():
+            raise SurfaceBusy("discord global")
 
 
 class InteractionSurface:
@@ -195,7 +237,12 @@ class InteractionSurface:
         self._last: discord.Message | None = None
         self._fallback: DiscordSurface | None = None
         self._moved: dict[int, MessageRef] = {}  # webhook message id -> channel message that replaced it
+        self._budgets: SharedBudgets | None = None  # for the channel messages, once the token expires
         self.expired = False
+
+    def use_budgets(self, budgets: SharedBudgets) -> None:
+        """Webhook calls are exempt from the global limit; channel messages that replace them are not."""
+        self._budgets = budgets
 
     async def post(self, text: str) -> MessageRef:
         if self._original is None:
@@ -286,4 +333,6 @@ class InteractionSurface:
             self._fallback = DiscordSurface(
                 self._fallback_channel, reply_to=self._last, asker=self._interaction.user
             )
+            if self._budgets is not None:
+                self._fallback.use_budgets(self._budgets)
         return self._fallback
