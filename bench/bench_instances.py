@@ -2,16 +2,19 @@
 processes (shard 0 and shard 1 of two) sharing one PostgreSQL database and one Redis.
 
 The fake Discord (REST and gateway, in this process) routes each guild's events to its shard's
-process and enforces its per-channel message buckets, answering 429s. The fake model API runs in a
-process of its own; every answer is 300 tokens (5-character words) at 50 tok/s, 6 s. The 400 mentions
-go out together, one per channel, in 20 guilds spread evenly over the two shards.
+process and enforces Discord's limits, answering 429s: per-channel message buckets, and the bot's
+global 50 requests a second across both processes. The fake model API runs in a process of its own;
+every answer is 300 tokens (5-character words) at 50 tok/s, 6 s. The 400 mentions go out together,
+one per channel, in 20 guilds spread evenly over the two shards.
 
 It prints how many answers became whole (the full text and the footer, once, in the right channel)
-and when the last and the median did; the 429s the fake returned; the Discord calls, and how many
-came in the busiest second; each process's answers (from its /metrics), takeovers, peak RSS (VmHWM)
-and CPU time during the burst per 1,000 tokens streamed; and the warnings and errors each logged.
-Everything listens on 127.0.0.1. The database (created for the run, dropped after) and Redis db 13
-(its `seedbot:` keys deleted before and after) are the bench's own. Runs in about a minute.
+and when the last and the median did, beside the earliest the global budget allows; when the replies
+first showed; the 429s the fake returned; the Discord calls, and how many came in the busiest second;
+when the feedback buttons were all shown; each process's answers (from its /metrics), takeovers,
+the least time its lease had left, peak RSS (VmHWM), and CPU time from the burst to the last button
+per 1,000 tokens streamed; and the warnings and errors each logged. Everything listens on 127.0.0.1.
+The database (created for the run, dropped after) and Redis db 13 (its `seedbot:` keys deleted before
+and after) are the bench's own. Runs in about a minute and a half.
 
     .venv/bin/python bench/bench_instances.py [--answers 400] [--logs DIR]
 """
@@ -42,6 +45,7 @@ import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bots.discord.surface import GLOBAL_BUDGET
 from tests.discord.test_shard_processes import free_ports, wait_readyz
 from tests.fakes.discord import BOT_TOKEN, FakeDiscord
 from tests.fakes.model_server import API_KEY, FakeModelServer, Script
@@ -60,6 +64,7 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 REDIS_KEYS, REDIS_MAX_KEYS = "seedbot:*", 100_000
 READY_WITHIN_S = 30.0
 WHOLE_WITHIN_S = 240.0  # from the burst to the last whole answer, at most
+BUTTONS_WITHIN_S = 60.0  # then until every whole answer shows its feedback buttons, at most
 COUNTED_WITHIN_S = 30.0  # then until each process has counted its answers in /metrics
 POLL_S = 0.1
 LEASE_POLL_S = 0.25  # how often the leases' time left is read during the burst
@@ -227,6 +232,22 @@ def build_world(api: FakeDiscord, answers: int) -> tuple[dict[str, Any], list[tu
     return alice, channels
 
 
+def buttons_shown(api: FakeDiscord, prompts: dict[str, str]) -> set[str]:
+    """The channels where the bot's reply shows the 👍 / 👎 buttons."""
+    return {
+        m["channel_id"]
+        for m in list(api.messages.values())
+        if m["channel_id"] in prompts and m["author"]["id"] == api.bot["id"] and m.get("components")
+    }
+
+
+def lower_bound_s(answers: int) -> float:
+    """The earliest the last answer can be whole within the global budget: each needs its first post
+    and its final edit, and every answer ends at ANSWER_S at the earliest."""
+    rate = GLOBAL_BUDGET.rate
+    return max(ANSWER_S, (2 * answers - rate.burst) / rate.per_s)
+
+
 def whole_replies(api: FakeDiscord, prompts: dict[str, str]) -> tuple[set[str], Counter[str]]:
     """(the channels whose reply to their prompt is whole, bot messages per channel) in one pass."""
     whole: set[str] = set()
@@ -377,6 +398,12 @@ async def measure(
             seen_at[channel] = now
         await asyncio.sleep(POLL_S)
     wall_s = time.monotonic() - started
+    # Then the 👍 / 👎 buttons, which wait behind every final text for the global budget.
+    buttons_at = [len(buttons_shown(api, prompts))]
+    while buttons_at[-1] < len(whole_at) and time.monotonic() - started < wall_s + BUTTONS_WITHIN_S:
+        await asyncio.sleep(POLL_S)
+        buttons_at.append(len(buttons_shown(api, prompts)))
+    buttons_s = time.monotonic() - started
     burst_over.set()
     await leases
     outcomes = await counted(bots, answers)
@@ -397,7 +424,7 @@ async def measure(
         f"whole answers: {len(whole)}/{answers} at the end ({len(whole_at)} were whole at some point);"
         f" last whole {max(times, default=float('nan')):.1f} s, median"
         f" {statistics.median(times) if times else float('nan'):.1f} s"
-        f" (an answer streams for {ANSWER_S:.0f} s)"
+        f" (an answer streams for {ANSWER_S:.0f} s; the global budget allows {lower_bound_s(answers):.1f} s)"
     )
     seen = sorted(seen_at.values())
     print(
@@ -416,11 +443,13 @@ async def measure(
     )
     routes = Counter(route(call.method, call.path) for call in calls)
     print("  by route: " + ", ".join(f"{name} {count}" for name, count in routes.most_common()))
-    buttons = sum(1 for m in api.messages.values() if m["channel_id"] in prompts and m.get("components"))
-    print(f"answers showing the feedback buttons: {buttons}")
+    print(
+        f"answers showing the feedback buttons: {buttons_at[0]} when the last was whole,"
+        f" {buttons_at[-1]} at {buttons_s:.1f} s"
+    )
     print(
         "shard | answers (whole / outcomes in /metrics) | takeovers | failed lease renewals"
-        " | least lease time left | peak RSS | CPU in burst | CPU per 1,000 tokens"
+        " | least lease time left | peak RSS | CPU, burst to last button | CPU per 1,000 tokens"
     )
     for bot, outcome, text in zip(bots, outcomes, texts, strict=True):
         mine = sum(1 for channel in whole if shard_of_channel[channel] == bot.shard_id)
@@ -436,9 +465,8 @@ async def measure(
         )
     cores = os.cpu_count() or 1
     print(
-        f"CPU over the {wall_s:.1f} s of the burst on {cores} cores: fake Discord + this bench"
-        f" {here_s:.1f} s,"
-        f" fake model API {model_s:.1f} s"
+        f"CPU over the {buttons_s:.1f} s from the burst to the last button on {cores} cores:"
+        f" fake Discord + this bench {here_s:.1f} s, fake model API {model_s:.1f} s"
     )
 
 
