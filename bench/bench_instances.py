@@ -70,6 +70,7 @@ POLL_S = 0.1
 LEASE_POLL_S = 0.25  # how often the leases' time left is read during the burst
 SHUTDOWN_GRACE_S = 5.0
 EXIT_WITHIN_S = 30.0
+MODEL_QUERIES = 100  # how many times the bench may ask the fake model API for its request count
 LOG_SAMPLES = 3  # distinct warning/error lines shown per process
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = re.compile(r'^seedbot_requests_total\{outcome="(\w+)",platform="discord"\} (\S+)$', re.M)
@@ -88,7 +89,9 @@ def serve_model(control: Connection) -> None:
             server.default = ANSWER
             control.send(server.port)
             loop = asyncio.get_running_loop()
-            while await loop.run_in_executor(None, control.recv):
+            for _ in range(MODEL_QUERIES):  # until the bench sends False or ends this process
+                if not await loop.run_in_executor(None, control.recv):
+                    break
                 control.send(len(server.requests))
 
     asyncio.run(run())
