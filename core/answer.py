@@ -277,7 +277,7 @@ class Answer:
         await self._record(reply_id, outcome, result, usd, finished)
         # Shutting down, the platform's budget goes to other answers' final texts, not to buttons.
         if outcome == "complete" and finished.delivered and finished.refs and not self.service.draining:
-            await self.streamer.offer_feedback(
+            await self._offer_feedback(
                 FeedbackSubject(reply_id, effort, self.tool_calls, usd, finished.refs[-1], finished.shown[-1])
             )
         return AnswerOutcome(
@@ -522,6 +522,20 @@ class Answer:
         except Exception:
             log.exception("answer step failed", extra={"request_id": self._last_request_id()})
             return ("interrupted" if self.streamer.content else "error"), None, OUR_FAULT
+
+    async def _offer_feedback(self, subject: FeedbackSubject) -> None:
+        """The 👍 / 👎 buttons, as the flight's task: they wait their turn in the platform's budget
+        behind other answers' final texts, and a shutdown (or a stop) that comes meanwhile ends the
+        wait rather than holding the process up for as long as that may take. The answer is whole."""
+        self.flight.task = task = asyncio.create_task(self.streamer.offer_feedback(subject))
+        if self.flight.stopped:
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self.flight.stopped or (current is not None and current.cancelling()):
+                raise
 
     def _last_request_id(self) -> str | None:
         return self.calls[-1][0].request_id if self.calls else None

@@ -4,6 +4,11 @@ Both implement the core's `ReplySurface`. Parts of a long answer reply to the pr
 chain reads top to bottom and a reply to any part continues the conversation. `allowed_mentions`
 lets a reply ping the asker and nobody else (never @everyone, @here or roles), whatever the model
 writes.
+
+Every channel message call of a reply (post, edit, typing, feedback buttons) draws from the bot's
+global REST budget (`GLOBAL_BUDGET`: Discord allows a bot 50 requests a second, whichever shard's
+process makes them), shared by every instance through Redis: a mid-answer edit that finds no room
+soon is merged into the next one, a typing indicator is skipped. Interaction webhooks are exempt.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import discord
 
 from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
+from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
+from core.reply.budgets import PATIENCE_S, ReplyCalls, SharedBudgets
 from core.reply.handoff import HandOffSurface
 from core.reply.surface import (
     TRANSIENT_RETRY_S,
@@ -43,6 +50,9 @@ DISCORD_LIMITS = PlatformLimits(
     window_s=5.0,
     thinking_in_message=True,
 )
+# The bot's global limit is 50 requests a second. A bucket of 40 a second with 8 saved up sends at most
+# 48 in any second, leaving room for calls outside replies (commands, crash recovery).
+GLOBAL_BUDGET = Draw("discord:global", Rate(per_s=40.0, burst=8.0), name="discord global")
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
@@ -112,8 +122,14 @@ class DiscordSurface:
         self._ping_next = reply_to is not None and asker is not None and reply_to.author.id == asker.id
         self._pinged: set[str] = set()
         self._typing: asyncio.Task[None] | None = None
+        self._calls = ReplyCalls(lambda call: GLOBAL_BUDGET)
+
+    def use_budgets(self, budgets: SharedBudgets) -> None:
+        """Draw every call from the bot's global budget, shared by all its replies and instances."""
+        self._calls.use(budgets)
 
     async def post(self, text: str) -> MessageRef:
+        await self._calls.need("post")
         async with platform_errors():
             kwargs = {"reference": self._previous} if self._previous is not None else {}
             message = await self._channel.send(text, allowed_mentions=self._mentions_for(None), **kwargs)
@@ -124,6 +140,7 @@ class DiscordSurface:
         return message_ref(message)
 
     async def edit(self, ref: MessageRef, text: str) -> None:
+        await self._calls.need("edit")
         async with platform_errors():
             partial = self._channel.get_partial_message(int(ref.id))  # type: ignore[attr-defined]
             await partial.edit(content=text, allowed_mentions=self._mentions_for(ref.id))
@@ -144,6 +161,7 @@ class DiscordSurface:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._typing
             self._typing = None
+        self._calls.close()
 
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         return self._questions is not None and await self._questions.ask(self._channel, pending)
@@ -153,12 +171,18 @@ class DiscordSurface:
             await self._questions.decided(request, decision)
 
     async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        # After every final text waiting for the budget, as long as one may wait.
+        if not await self._calls.take("feedback", priority="routine", patience_s=PATIENCE_S["urgent"]):
+            return
         async with platform_errors():
             partial = self._channel.get_partial_message(int(subject.message.id))  # type: ignore[attr-defined]
             await partial.edit(view=feedback_view(subject))
 
     async def _keep_typing(self) -> None:
         for _ in range(TYPING_MAX_ROUNDS):
+            if not await self._calls.take("typing", priority="low"):
+                await asyncio.sleep(TYPING_EVERY_S)  # the first thing to go when the budget is short
+                continue
             try:
                 await self._channel.typing()
             except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
@@ -248,14 +272,21 @@ class InteractionSurface(HandOffSurface):
         search: ConversationSearch | None = None,
     ):
         webhook = _InteractionWebhook(interaction)
-        super().__init__(
-            DISCORD_LIMITS,
-            webhook,
-            lambda: DiscordSurface(fallback_channel, reply_to=webhook.last, asker=interaction.user),
-        )
+        super().__init__(DISCORD_LIMITS, webhook, lambda: self._in_channel(webhook.last, interaction.user))
         self._fallback_channel = fallback_channel
         self._questions = questions
         self.conversation_search = search
+        self._budgets: SharedBudgets | None = None  # for the channel messages, once the token expires
+
+    def use_budgets(self, budgets: SharedBudgets) -> None:
+        """Webhook calls are exempt from the global limit; channel messages that replace them are not."""
+        self._budgets = budgets
+
+    def _in_channel(self, last: discord.Message | None, asker: discord.abc.Snowflake) -> DiscordSurface:
+        surface = DiscordSurface(self._fallback_channel, reply_to=last, asker=asker)
+        if self._budgets is not None:
+            surface.use_budgets(self._budgets)
+        return surface
 
     async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
         # Asked in the channel: a webhook message's buttons would die with the interaction's token.

@@ -35,7 +35,7 @@ from bots.slack.feedback import feedback_block
 from bots.slack.questions import SlackQuestions
 from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
-from core.reply.budgets import ReplyCalls, SharedBudgets
+from core.reply.budgets import PATIENCE_S, ReplyCalls, SharedBudgets
 from core.reply.buffered import BufferedSurface
 from core.reply.pacing import Priority
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited, ToolStep
@@ -80,10 +80,6 @@ SLACK_TIERS: dict[str, Rate] = {
     "chat.postMessage": _tier(60, burst=3),
 }
 PER_CHANNEL = frozenset({"chat.postMessage"})
-# How long a call of each priority waits for its turn before the reply gives up on it for now: a
-# final text waits (within SEEDBOT_FINAL_EDIT_DEADLINE_S), a mid-answer edit briefly (the next one
-# carries its text), a status not at all.
-PATIENCE_S: dict[Priority, float] = {"urgent": 45.0, "routine": 1.0, "low": 0.0}
 # Crash recovery's calls retry a 429 at most this many times each.
 PACED_ATTEMPTS = 5
 
@@ -133,7 +129,7 @@ class SlackSurface:
         self._status_shown = bool(thread_ts) and capabilities.thread_status
         self.limits = STATUS_LIMITS if self._status_shown else SLACK_LIMITS
         self._streams: dict[str, str] = {}  # ts -> text streamed so far, for messages still streaming
-        self._calls = ReplyCalls(lambda method: budget_draw(team_id, method, channel), PATIENCE_S)
+        self._calls = ReplyCalls(lambda method: budget_draw(team_id, method, channel))
 
     def use_budgets(self, budgets: SharedBudgets) -> None:
         """Draw every call from the workspace's shared budgets (before the reply starts)."""

@@ -43,6 +43,10 @@ _KEEP: dict[Priority, float] = {"urgent": 0.0, "routine": 0.2, "low": 0.5}
 _LINE_POLL_S = 0.25
 # Attempts per acquire: each one waits at least a little, so this only bounds a runaway loop.
 _MAX_ATTEMPTS = 10_000
+# How long a reply's call of each priority waits for its turn before the reply gives up on it for now:
+# a final text waits (within SEEDBOT_FINAL_EDIT_DEADLINE_S), a mid-answer edit briefly (the next one
+# carries its text), a status not at all.
+PATIENCE_S: dict[Priority, float] = {"urgent": 45.0, "routine": 1.0, "low": 0.0}
 
 
 @dataclass(eq=False, slots=True)
@@ -186,7 +190,9 @@ class ReplyCalls:
     over (`use`; until then every call goes ahead at once). `draw_for(method)` names the budget a call
     of `method` draws from; `patience_s` how long a call of each priority may wait for its turn."""
 
-    def __init__(self, draw_for: Callable[[str], Draw], patience_s: Mapping[Priority, float]) -> None:
+    def __init__(
+        self, draw_for: Callable[[str], Draw], patience_s: Mapping[Priority, float] = PATIENCE_S
+    ) -> None:
         self._draw_for = draw_for
         self._patience_s = patience_s
         self._budgets: SharedBudgets | None = None

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
+from bots.discord import surface as discord_surface
+from core.coordination import Draw, Rate
 from tests.discord.conftest import StartBot, World
 from tests.discord.test_messages import wait_answer
 from tests.fakes.discord import EPHEMERAL
@@ -89,3 +93,35 @@ async def test_stopping_lets_an_answer_in_flight_finish_then_disconnects(
     (reply,) = api.bot_messages(world.general)
     assert answer.strip() in reply["content"]
     await api.wait_for(lambda: not api.gateway.connected, what="the gateway connection to close")
+
+
+@pytest.mark.parametrize("discord_api", [{"global_rate": (10, 1.0)}], indirect=True)
+async def test_answers_in_many_channels_at_once_stay_within_the_bots_global_limit(
+    world: World,
+    start_bot: StartBot,
+    model_server: FakeModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A global limit of 10 a second (Discord's is 50) and a budget sized for it as GLOBAL_BUDGET is
+    # for 50: at most 8 + 2 calls in any second.
+    monkeypatch.setattr(
+        discord_surface, "GLOBAL_BUDGET", Draw("discord:global", Rate(per_s=8.0, burst=2.0), name="global")
+    )
+    api = world.api
+    channels = [api.add_channel(world.guild, f"busy-{n}") for n in range(12)]
+    answer = "Within the bot's global limit. " * 4
+    model_server.default = Script(content=answer, chunk_chars=10, delay_s=0.05)
+    await start_bot()
+    await asyncio.sleep(1.1)  # the start-up calls' second is over
+    for channel in channels:
+        await api.user_message(channel, world.alice, world.mention("go"))
+    for channel in channels:
+        await api.wait_for(
+            lambda channel=channel: any(
+                m["content"].startswith(answer.strip()) and "effort" in m["content"]
+                for m in api.bot_messages(channel)
+            ),
+            within_s=30,
+            what="every answer's final text",
+        )
+    assert api.rate_limited == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -239,6 +240,28 @@ async def test_a_finished_answer_is_offered_feedback_buttons_except_while_shutti
     await service.drain(grace_s=10)
     assert (await task).status == "complete"
     assert during.offered == []  # its platform budget is for other answers' final texts
+
+
+class SlowFeedback(WithFeedback):
+    """A surface whose feedback buttons wait for a platform budget that has no room for a long while."""
+
+    async def offer_feedback(self, subject: FeedbackSubject) -> None:
+        self.offered.append(subject)
+        await asyncio.sleep(60)
+
+
+async def test_a_shutdown_ends_the_wait_of_feedback_buttons_behind_other_answers(service, model_server):
+    waiting = SlowFeedback()
+    task = asyncio.create_task(service.answer(turn("q"), waiting))
+    for _ in range(200):  # bounded: until the answer is whole and its buttons wait for their turn
+        if waiting.offered:
+            break
+        await asyncio.sleep(0.01)
+    assert waiting.offered
+    started = time.monotonic()
+    await service.drain(grace_s=0.2)
+    assert time.monotonic() - started < 5  # not the minute the buttons would have waited
+    assert (await asyncio.wait_for(task, 5)).status == "complete"
 
 
 async def test_drain_past_grace_finalises_answers_as_interrupted(service, model_server):
