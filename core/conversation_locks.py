@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
-from core.coordination import RedisLink, bounded_redis
+from core.coordination import REDIS_TIMEOUT_S, RedisLink, bounded_redis
 from core.models import ConversationKey
 
 log = logging.getLogger("seedbot.conversation_locks")
@@ -27,6 +27,8 @@ log = logging.getLogger("seedbot.conversation_locks")
 LOCK_S = 15.0
 FENCE_KEEP_S = 7 * 24 * 3600
 WAIT_EVERY_S = 0.05  # how often a waiter looks again; a turn is seconds long, this is noise
+# A renewal in flight when the turn ends is bounded by the Redis timeouts (a connection, then a reply).
+RENEWER_EXIT_S = 3 * REDIS_TIMEOUT_S
 # Renew or release only while the lock still holds our token (a compare-and-set in one step).
 _IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call({}) end return 0"
 _RENEW = _IF_OURS.format("'pexpire', KEYS[1], ARGV[2]")
@@ -55,12 +57,17 @@ class SharedLocks:
         if token is None:
             yield None
             return
-        renewer = asyncio.create_task(self._renew(name, token), name="turn-renew")
+        released = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(name, token, released), name="turn-renew")
         try:
             yield token
         finally:
+            # Told, not cancelled: a cancellation landing inside a Redis call can come out of redis-py
+            # as a timeout or connection error, which the renewer would take for Redis being away and
+            # keep renewing, holding the conversation and this answer forever.
+            released.set()
+            await asyncio.wait({renewer}, timeout=RENEWER_EXIT_S)
             renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
             await self._release(name, token)
 
     async def close(self) -> None:
@@ -104,9 +111,12 @@ class SharedLocks:
         else:
             self._unreleased.pop(name, None)
 
-    async def _renew(self, name: str, token: int) -> None:
+    async def _renew(self, name: str, token: int, released: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.lock_s / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), self.lock_s / 3)
+            if released.is_set():
+                return
             try:
                 if not await self._redis.eval(_RENEW, 1, name, str(token), str(int(self.lock_s * 1000))):
                     log.warning("lost the turn of %s (it expired while held)", name)

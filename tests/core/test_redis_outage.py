@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as redis
 
+from core.conversation_locks import SharedLocks
 from core.coordination import Draw, Rate
 from core.models import ConversationKey, Turn
 from core.reply.surface import MessageRef
@@ -255,3 +256,21 @@ async def test_a_link_to_redis_gone_silent_is_taken_for_lost_and_replaced(proxy:
         await until(lambda: bool(heard), "a stop heard on the new link")
     finally:
         await fanout.close()
+
+
+async def test_leaving_a_turn_while_its_renewal_waits_on_a_silent_redis_ends_within_the_timeouts(
+    proxy: Proxy, key: ConversationKey
+) -> None:
+    locks = SharedLocks(f"redis://127.0.0.1:{proxy.port}/0", lock_s=0.3)
+    try:
+        async with asyncio.timeout(10):
+            async with locks.hold(key) as token:
+                assert token is not None
+                proxy.silent = True  # the next renewal (within 0.1 s) waits for a reply that never comes
+                await asyncio.sleep(0.2)
+        proxy.silent = False
+        # The release was lost with the packets; the lock expired by itself, and the turn is free.
+        async with asyncio.timeout(10), locks.hold(key) as again:
+            assert again is not None and again > token
+    finally:
+        await locks.close()
