@@ -44,7 +44,9 @@ async def test_a_channel_answer_gets_the_buttons_and_a_second_press_replaces_the
     store = bot.service.store
     [disliked] = await store.disliked_answers()
     assert (disliked.platform, disliked.workspace, disliked.channel) == (
-        "discord", str(world.guild["id"]), str(world.general["id"])
+        "discord",
+        str(world.guild["id"]),
+        str(world.general["id"]),
     )
     assert (disliked.platform_message_id, disliked.user) == (str(answer["id"]), str(world.alice["id"]))
     assert (disliked.effort, disliked.tool_calls, str(disliked.usd)) == ("medium", 0, "0.0042")

@@ -25,7 +25,6 @@ RED_PIXEL = base64.b64decode(
 )
 
 
-
 def mcp_config(name: str = "fake", **options: Any) -> str:
     """SEEDBOT_MCP_CONFIG (inline JSON) that runs this server over stdio as `name`."""
     entry = {"command": sys.executable, "args": [os.path.abspath(__file__)], **options}

@@ -1,9 +1,9 @@
 """Just enough of Slack's Web API and Discord's REST API for `seedbot doctor`, as a real aiohttp server.
 
-    async with FakePlatforms() as fake:
-        settings = make_settings(slack_api_url=fake.slack_api_url, discord_api_base=fake.discord_api_base)
-        fake.scopes.discard("files:read")     # a workspace that did not grant a scope
-        fake.app_flags = 0                     # a Discord app without the message-content intent
+async with FakePlatforms() as fake:
+    settings = make_settings(slack_api_url=fake.slack_api_url, discord_api_base=fake.discord_api_base)
+    fake.scopes.discard("files:read")     # a workspace that did not grant a scope
+    fake.app_flags = 0                     # a Discord app without the message-content intent
 """
 
 from __future__ import annotations
