@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.context import ContextTooLarge, NewTurn, assemble_context, estimate_message_tokens
 from core.costs import call_cost, worst_case_cost
+from core.deferred import Write
 from core.feedback import FeedbackSubject
 from core.history import gather_history
 from core.llm import errors
@@ -428,20 +430,37 @@ class Answer:
                 extra={"request_id": result.request_id},
             )
             status = "error" if status == "error" else "interrupted"
-        await self.store.update_message(
-            reply_id,
-            text=result.content,
-            status=status,
-            platform_message_id=finished.refs[-1].id if finished.refs else None,
-        )
-        if len(finished.refs) > 1:
-            await self.store.add_message_parts(reply_id, [ref.id for ref in finished.refs])
+        refs = list(finished.refs)
+
+        async def store_reply() -> None:
+            await self.store.update_message(
+                reply_id,
+                text=result.content,
+                status=status,
+                platform_message_id=refs[-1].id if refs else None,
+            )
+            if len(refs) > 1:
+                await self.store.add_message_parts(reply_id, [ref.id for ref in refs])
+
+        await self._write_or_defer(f"reply {reply_id}", store_reply)
+
+    async def _write_or_defer(self, what: str, write: Write) -> None:
+        """Write now, or, with the database away, once it is back: the answer has been shown and paid
+        for, and an outage must lose neither its ledger row nor its final text."""
+        try:
+            await write()
+        except StoreError:
+            self.service.deferred.add(what, write)
 
     async def _record_part(self, reply_id: int) -> None:
         refs = self.streamer.refs
-        await self.store.update_message(reply_id, platform_message_id=refs[-1].id)
-        if len(refs) > 1:
-            await self.store.add_message_parts(reply_id, [ref.id for ref in refs])
+        try:
+            await self.store.update_message(reply_id, platform_message_id=refs[-1].id)
+            if len(refs) > 1:
+                await self.store.add_message_parts(reply_id, [ref.id for ref in refs])
+        except StoreError as error:
+            # The next checkpoint saves where the reply is; the final record, every part.
+            log.info("part of reply %s not recorded yet (%s)", reply_id, error)
 
     async def _prepare_media(self) -> PreparedMedia:
         """Run the prompt's files through the media pipeline, showing progress of slow work (video
@@ -499,7 +518,8 @@ class Answer:
             usd, source = call_cost(self.settings, result, estimated_prompt_tokens=prompt_tokens)
             self.calls.append((result, usd))
             entry = self._ledger_entry(result, effort, outcome, usd, source, time.monotonic() - started)
-            await self.service.budgets.settle(reservation, entry)
+            settle = functools.partial(self.service.budgets.settle, reservation, entry)
+            await self._write_or_defer(f"the ledger row of {entry.request_id}", settle)
 
     async def _in_flight(self, work: Coroutine[Any, Any, T]) -> tuple[StreamOutcome, T | None, str | None]:
         """Run one step of the answer (a model stream, a round of tools) as the flight's task, so a stop

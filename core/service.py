@@ -23,6 +23,7 @@ from core.config import ConfigError, Settings
 from core.conversation_locks import SharedLocks
 from core.coordination import RedisLink, bucket_store
 from core.costs import BudgetPolicy
+from core.deferred import DeferredWrites
 from core.instances import Instance
 from core.llm.client import ChatClient
 from core.locks import KeyedLocks
@@ -122,6 +123,8 @@ class ChatService:
         self.stops: StopFanout | None = None  # stops shared with the other instances (REDIS_URL)
         self.shared_locks: SharedLocks | None = None  # conversations' order across instances (REDIS_URL)
         self._publishing: set[asyncio.Task[None]] = set()
+        # Ledger rows and final replies of answers that finished while the database was away.
+        self.deferred = DeferredWrites()
         self.draining = False
 
     @classmethod
@@ -218,6 +221,7 @@ class ChatService:
         await self.mcp.aclose()
         await self.client.aclose()
         await self.downloads.aclose()
+        await self.deferred.close()
         await self.store.close()
 
     # --- tools ------------------------------------------------------------------------------------------

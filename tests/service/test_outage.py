@@ -3,7 +3,8 @@ takes away and brings back (the real servers keep running for everyone else), wi
 the health server `seedbot run` builds (`bots.run.health_server`).
 
 PostgreSQL is required: /readyz is 503 while it is away and 200 again when it returns, without a
-restart; an answer streaming when it goes keeps what it showed. Redis is shown in /readyz, never
+restart; an answer finishing while it is away is whole in chat, and its ledger row and final text
+are written once it returns. Redis is shown in /readyz, never
 required: without it an instance still answers, pacing alone."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import redis.asyncio as redis
 from bots.run import health_server
 from core.models import ConversationKey, Turn
 from core.service import ChatService
-from core.store.base import STORAGE_UNAVAILABLE
+from core.store.base import STORAGE_UNAVAILABLE, UsageFilter
 from tests.core.service.test_answer import LIMITS, shown
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import Script
@@ -115,7 +116,7 @@ async def test_readyz_follows_postgresql_and_only_shows_redis(
         await client.aclose()
 
 
-async def test_an_answer_in_flight_when_postgresql_goes_away_keeps_its_text_and_the_next_one_is_answered(
+async def test_an_answer_finishing_while_postgresql_is_away_is_whole_and_stored_with_its_cost_once_it_is_back(
     make_settings, postgres_url, proxies, model_server
 ):
     database, _ = proxies
@@ -126,15 +127,26 @@ async def test_an_answer_in_flight_when_postgresql_goes_away_keeps_its_text_and_
         surface = MemorySurface(LIMITS)
         task = asyncio.create_task(service.answer(Turn(key, "U1", "Ann", "count"), surface))
         await shown(surface, "word word")
-        at_the_cut = "".join(surface.texts).count("word")
         await database.stop()
         outcome = await asyncio.wait_for(task, 30)
-        assert outcome.status == "error" and surface.closed == 1
+        # Shown and paid for: the chat has all of it, footer included; the store catches up later.
+        assert outcome.status == "complete" and surface.closed == 1
         final = "".join(surface.texts)
-        assert final.startswith("word word") and final.count("word") >= at_the_cut  # nothing taken back
-        assert STORAGE_UNAVAILABLE in final
+        assert final.count("word") >= WORDS and "effort" in final
+        assert STORAGE_UNAVAILABLE not in final
+        assert len(service.deferred) == 2  # its ledger row and its final text
 
-        await database.start()  # no restart of the service: its next answer is whole
+        await database.start()  # no restart of the service
+        for _ in range(150):  # up to 15 s: retried every few seconds until the database answers
+            if not service.deferred:
+                break
+            await asyncio.sleep(0.1)
+        assert not service.deferred
+        [reply] = [m for m in await service.store.conversation(key, limit=10) if m.role == "assistant"]
+        assert reply.status == "complete" and reply.text.count("word") == WORDS
+        spent = await service.store.usage_totals(UsageFilter("test", "W1"))
+        assert spent.requests == 1 and spent.usd == outcome.usd
+
         model_server.enqueue(Script(content="back again"))
         after = MemorySurface(LIMITS)
         assert (await service.answer(Turn(key, "U1", "Ann", "and now?"), after)).status == "complete"
