@@ -32,8 +32,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -49,8 +47,8 @@ from bots.discord.surface import GLOBAL_BUDGET
 from tests.discord.test_shard_processes import free_ports, wait_readyz
 from tests.fakes.discord import BOT_TOKEN, FakeDiscord
 from tests.fakes.model_server import API_KEY, FakeModelServer, Script
-from tests.postgres import SERVER_URL, execute, with_database
-from tests.process import REPO, SEEDBOT
+from tests.postgres import fresh_database
+from tests.process import REPO, SEEDBOT, without_seedbot_settings
 from tests.service.test_run import wait_http
 
 SHARDS = 2
@@ -95,17 +93,6 @@ def serve_model(control: Connection) -> None:
                 control.send(len(server.requests))
 
     asyncio.run(run())
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    """The URL of a PostgreSQL database made for this run on 127.0.0.1:5432, dropped afterwards."""
-    name = f"seedbot_bench_{os.getpid()}"
-    execute(SERVER_URL, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
-    try:
-        yield with_database(SERVER_URL, name)
-    finally:
-        execute(SERVER_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def clear_redis() -> int:
@@ -200,9 +187,7 @@ def bot_environment(
     shard_id: int, port: int, *, model_url: str, database_url: str, api: FakeDiscord
 ) -> dict[str, str]:
     """This process's environment without any seedbot setting, plus one shard's instance's."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AIML_", "SEEDBOT_", "SLACK_", "DISCORD_"))
-    }
+    env = without_seedbot_settings()
     env.update(
         AIML_API_KEY=API_KEY,
         AIML_BASE_URL=model_url,
@@ -490,7 +475,7 @@ def main() -> None:
         left = asyncio.run(clear_redis())
         if left:
             print(f"deleted {left} seedbot keys a previous run left in {REDIS_URL}")
-        with fresh_database() as database_url, tempfile.TemporaryDirectory() as workdir:
+        with fresh_database("seedbot_bench") as database_url, tempfile.TemporaryDirectory() as workdir:
             logs = args.logs or Path(workdir)
             logs.mkdir(parents=True, exist_ok=True)
             asyncio.run(run(args.answers, model, database_url, logs))

@@ -62,7 +62,14 @@ def session_database() -> Iterator[str]:
         execute(given, "SELECT 1")  # unreachable: fail once, here, with the line saying what to do
         yield given
         return
-    name = f"seedbot_test_{os.getpid()}"
+    with fresh_database("seedbot_test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """The URL of a database `<prefix>_<pid>` made on 127.0.0.1:5432, dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}"
     execute(SERVER_URL, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
     try:
         yield with_database(SERVER_URL, name)

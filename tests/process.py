@@ -12,11 +12,16 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDBOT = [sys.executable, "-m", "bots.cli"]
 
 
-def seedbot_environment(model_server: FakeModelServer, database: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without any seedbot setting, pointed at the fake model API."""
-    env = {
+def without_seedbot_settings() -> dict[str, str]:
+    """This process's environment without any seedbot setting (a test's own must not leak in)."""
+    return {
         k: v for k, v in os.environ.items() if not k.startswith(("AIML_", "SEEDBOT_", "SLACK_", "DISCORD_"))
     }
+
+
+def seedbot_environment(model_server: FakeModelServer, database: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any seedbot setting, pointed at the fake model API."""
+    env = without_seedbot_settings()
     env.update(
         AIML_API_KEY=API_KEY,
         AIML_BASE_URL=model_server.base_url,

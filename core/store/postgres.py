@@ -9,6 +9,7 @@ so instances starting together migrate once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -188,22 +189,13 @@ class PostgresStore:
         command_timeout_s: float = COMMAND_TIMEOUT_S,
     ) -> PostgresStore:
         """Connect and migrate, or raise StoreError saying why not (without the password)."""
+        connect = functools.partial(
+            asyncpg.create_pool, url, timeout=connect_timeout_s, command_timeout=command_timeout_s
+        )
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                timeout=connect_timeout_s,
-                command_timeout=command_timeout_s,
-            )
+            pool = await connect(min_size=1, max_size=pool_size)
             # Connects at the first lease call; a pool of one reconnects by itself after an outage.
-            lease_pool = await asyncpg.create_pool(
-                url,
-                min_size=0,
-                max_size=LEASE_POOL_SIZE,
-                timeout=connect_timeout_s,
-                command_timeout=command_timeout_s,
-            )
+            lease_pool = await connect(min_size=0, max_size=LEASE_POOL_SIZE)
         except ValueError:
             # A malformed URL; asyncpg's message may quote it, password and all.
             raise StoreError(
