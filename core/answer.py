@@ -279,9 +279,12 @@ class Answer:
         await self._record(reply_id, outcome, result, usd, finished)
         # Shutting down, the platform's budget goes to other answers' final texts, not to buttons.
         if outcome == "complete" and finished.delivered and finished.refs and not self.service.draining:
-            await self._offer_feedback(
-                FeedbackSubject(reply_id, effort, self.tool_calls, usd, finished.refs[-1], finished.shown[-1])
-            )
+            # As the flight's task: the buttons wait their turn in the platform's budget behind other
+            # answers' final texts, and a stop or shutdown meanwhile ends the wait instead of holding
+            # the process up. (offer_feedback never raises; the answer is whole either way.)
+            message, text = finished.refs[-1], finished.shown[-1]
+            subject = FeedbackSubject(reply_id, effort, self.tool_calls, usd, message, text)
+            await self._in_flight(self.streamer.offer_feedback(subject))
         return AnswerOutcome(
             outcome,
             result.content,
@@ -542,20 +545,6 @@ class Answer:
         except Exception:
             log.exception("answer step failed", extra={"request_id": self._last_request_id()})
             return ("interrupted" if self.streamer.content else "error"), None, OUR_FAULT
-
-    async def _offer_feedback(self, subject: FeedbackSubject) -> None:
-        """The 👍 / 👎 buttons, as the flight's task: they wait their turn in the platform's budget
-        behind other answers' final texts, and a shutdown (or a stop) that comes meanwhile ends the
-        wait rather than holding the process up for as long as that may take. The answer is whole."""
-        self.flight.task = task = asyncio.create_task(self.streamer.offer_feedback(subject))
-        if self.flight.stopped:
-            task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not self.flight.stopped or (current is not None and current.cancelling()):
-                raise
 
     def _last_request_id(self) -> str | None:
         return self.calls[-1][0].request_id if self.calls else None
