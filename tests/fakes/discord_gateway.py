@@ -14,6 +14,7 @@ refusal of a wrong shard count for a large bot (close 4011) is not modelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,13 @@ DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTB
 GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 12, 1 << 15
 PRIVILEGED = (1 << 1) | (1 << 8) | MESSAGE_CONTENT  # members, presences, message content
 LOG_LIMIT = 1000
-HOLD_LIMIT_S = 10.0  # a held IDENTIFY is answered after this long even if the test never releases it
+HOLD_LIMIT_S = 10.0  # a held IDENTIFY or RESUME is answered after this long even if never released
+
+
+async def _released(hold: asyncio.Event) -> None:
+    """Until the test releases what it held, or HOLD_LIMIT_S: a test that never releases still ends."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hold.wait(), HOLD_LIMIT_S)
 
 
 def shard_of(guild_id: int, shard_count: int) -> int:
@@ -128,10 +135,7 @@ class Gateway:
             return None
         shard_id, shard_count = data.get("shard") or (0, 1)
         if shard_id in self.held:
-            try:
-                await asyncio.wait_for(self.held.pop(shard_id).wait(), HOLD_LIMIT_S)
-            except TimeoutError:
-                pass  # a test that never releases still ends
+            await _released(self.held.pop(shard_id))
         session = Session(
             id=f"session-{self.identifies}",
             intents=intents,
@@ -166,10 +170,7 @@ class Gateway:
         self.resumes += 1
         if self.held_resume is not None:
             held, self.held_resume = self.held_resume, None
-            try:
-                await asyncio.wait_for(held.wait(), HOLD_LIMIT_S)
-            except TimeoutError:
-                pass  # a test that never releases still ends
+            await _released(held)
         session = self.sessions.get(data.get("session_id", ""))
         if session is None or data.get("token") != self.api.token:
             await socket.send_json({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
