@@ -43,9 +43,9 @@ import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bots.discord.surface import GLOBAL_BUDGET
+from bots.discord.surface import global_budget
 from tests.discord.test_shard_processes import free_ports, wait_readyz
-from tests.fakes.discord import BOT_TOKEN, FakeDiscord
+from tests.fakes.discord import BOT_TOKEN, GLOBAL_RATE, FakeDiscord
 from tests.fakes.model_server import API_KEY, FakeModelServer, Script
 from tests.postgres import fresh_database
 from tests.process import REPO, SEEDBOT, without_seedbot_settings
@@ -232,7 +232,7 @@ def buttons_shown(api: FakeDiscord, prompts: dict[str, str]) -> set[str]:
 def lower_bound_s(answers: int) -> float:
     """The earliest the last answer can be whole within the global budget: each needs its first post
     and its final edit, and every answer ends at ANSWER_S at the earliest."""
-    rate = GLOBAL_BUDGET.rate
+    rate = global_budget(0, GLOBAL_RATE[0]).rate  # the fake's limit is Discord's, the bots' default
     return max(ANSWER_S, (2 * answers - rate.burst) / rate.per_s)
 
 

@@ -9,6 +9,7 @@ is answered once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -84,6 +85,7 @@ class SeedClient(discord.Client):
         """Runs after login, before the gateway connects: the REST API is usable, no events yet."""
         await self.discover_gateway()
         assert self.application_id is not None
+        self.seed.logged_in(self.application_id)
         threads = self.settings.discord_thread_per_conversation
         log.info("Invite Seed to a server: %s", endpoints.invite_url(self.application_id, threads=threads))
         await self._sync_commands()
@@ -115,20 +117,23 @@ class SeedClient(discord.Client):
             )
 
     async def _show_interrupted(self, reply: InterruptedReply) -> bool:
-        """Crash recovery's one Discord step: that message shows `reply.text`, then the follow-up."""
-        key, message_id, quiet = reply.key, reply.platform_message_id, discord.AllowedMentions.none()
+        """Crash recovery's one Discord step: that message shows `reply.text`, then the follow-up, each
+        call within the bot's global budget."""
+        key, message_id = reply.key, reply.platform_message_id
+        quiet = {"allowed_mentions": discord.AllowedMentions.none()}
         # The message lives in the thread for a thread conversation, else in the channel; a key's
         # `thread` may also name a channel conversation's first prompt, so try it, then the channel.
         for channel_id in dict.fromkeys(c for c in (key.thread, key.channel) if c.isdigit()):
             channel = self.get_partial_messageable(int(channel_id))
             message = channel.get_partial_message(int(message_id))
             try:
-                await message.edit(content=reply.text, allowed_mentions=quiet)
+                await self.seed.paced(functools.partial(message.edit, content=reply.text, **quiet))
             except discord.NotFound:
                 continue
             if reply.follow_up:  # the warning did not fit in that message: say it right under it
-                reference = message.to_reference(fail_if_not_exists=False)
-                await channel.send(reply.follow_up, reference=reference, allowed_mentions=quiet)
+                below = message.to_reference(fail_if_not_exists=False)
+                send = functools.partial(channel.send, reply.follow_up, reference=below, **quiet)
+                await self.seed.paced(send)
             return True
         log.warning("could not find reply %s to mark it as interrupted", message_id)
         return False
@@ -264,7 +269,13 @@ class _DiscordMessage:
         )
         assert self.client.user is not None
         search = ChannelSearch(channel, self.client.user.id)
+        seed = self.client.seed
         surface = DiscordSurface(
-            channel, reply_to=reply_to, asker=author, questions=self.client.seed.questions, search=search
+            channel,
+            budget=seed.global_budget,
+            reply_to=reply_to,
+            asker=author,
+            questions=seed.questions,
+            search=search,
         )
         return turn, surface

@@ -154,13 +154,15 @@ async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
     assert interaction.client.user is not None
+    bot = _bot(interaction)
     surface = InteractionSurface(
         interaction,
         fallback_channel=channel,
-        questions=_bot(interaction).questions,
+        budget=bot.global_budget,
+        questions=bot.questions,
         search=ChannelSearch(channel, interaction.client.user.id),
     )
-    await _bot(interaction).service.answer(turn, surface)
+    await bot.service.answer(turn, surface)
 
 
 def _turn(interaction: discord.Interaction, key: ConversationKey, text: str, **extra: object) -> Turn:

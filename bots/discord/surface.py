@@ -6,9 +6,10 @@ lets a reply ping the asker and nobody else (never @everyone, @here or roles), w
 writes.
 
 Every channel message call of a reply (post, edit, typing, feedback buttons) draws from the bot's
-global REST budget (`GLOBAL_BUDGET`: Discord allows a bot 50 requests a second, whichever shard's
-process makes them), shared by every instance through Redis: a mid-answer edit that finds no room
-soon is merged into the next one, a typing indicator is skipped. Interaction webhooks are exempt.
+global REST budget (`global_budget`: Discord allows a bot DISCORD_GLOBAL_RATE_LIMIT requests a second,
+whichever shard's process makes them), shared by every instance through Redis: a mid-answer edit
+that finds no room soon is merged into the next one, a typing indicator is skipped. Interaction
+webhooks are exempt. Crash recovery's edits draw from it too (`paced`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -50,15 +51,39 @@ DISCORD_LIMITS = PlatformLimits(
     window_s=5.0,
     thinking_in_message=True,
 )
-# The bot's global limit is 50 requests a second. A bucket of 40 a second with 8 saved up sends at most
-# 48 in any second, leaving room for calls outside replies (commands, crash recovery).
-GLOBAL_BUDGET = Draw("discord:global", Rate(per_s=40.0, burst=8.0), name="discord global")
+# Of the bot's global limit, a reply's calls refill at this share with this share saved up: no second
+# sends more than 96% of it, leaving room for calls outside replies (commands, history reads).
+GLOBAL_REFILL_SHARE, GLOBAL_BURST_SHARE = 0.8, 0.16
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
 # Interaction tokens last 15 minutes; Discord then answers 401 "Invalid Webhook Token" (50027).
 EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
 NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)  # worth another try shortly
+
+
+def global_budget(application_id: int, limit_per_s: int) -> Draw:
+    """The bot's global REST budget, keyed by the bot: two bots sharing one Redis each keep their own."""
+    rate = Rate(per_s=GLOBAL_REFILL_SHARE * limit_per_s, burst=max(1.0, GLOBAL_BURST_SHARE * limit_per_s))
+    return Draw(f"discord:{application_id}:global", rate, name="discord global")
+
+
+T = TypeVar("T")
+
+
+async def paced(budgets: SharedBudgets, budget: Draw, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one call outside a reply (crash recovery) within the bot's global budget, as urgently as a
+    final text; a 429 slows the budget for every instance and is retried after its wait."""
+    return await budgets.paced(budget, call, retry_after_of=_rate_limited_for)
+
+
+def _rate_limited_for(error: Exception) -> float | None:
+    """Seconds to wait when `error` is Discord's 429 (past what discord.py waits out itself), else None."""
+    if isinstance(error, discord.RateLimited):
+        return error.retry_after
+    if isinstance(error, discord.HTTPException) and error.status == 429:
+        return _retry_after(error)
+    return None
 
 
 def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool) -> discord.AllowedMentions:
@@ -106,6 +131,7 @@ class DiscordSurface:
         self,
         channel: discord.abc.Messageable,
         *,
+        budget: Draw,
         reply_to: discord.Message | None,
         asker: discord.abc.Snowflake | None,
         questions: DiscordQuestions | None = None,
@@ -122,7 +148,7 @@ class DiscordSurface:
         self._ping_next = reply_to is not None and asker is not None and reply_to.author.id == asker.id
         self._pinged: set[str] = set()
         self._typing: asyncio.Task[None] | None = None
-        self._calls = ReplyCalls(lambda call: GLOBAL_BUDGET)
+        self._calls = ReplyCalls(lambda call: budget)
 
     def use_budgets(self, budgets: SharedBudgets) -> None:
         """Draw every call from the bot's global budget, shared by all its replies and instances."""
@@ -268,12 +294,14 @@ class InteractionSurface(HandOffSurface):
         interaction: discord.Interaction,
         *,
         fallback_channel: discord.abc.Messageable,
+        budget: Draw,
         questions: DiscordQuestions | None = None,
         search: ConversationSearch | None = None,
     ):
         webhook = _InteractionWebhook(interaction)
         super().__init__(DISCORD_LIMITS, webhook, lambda: self._in_channel(webhook.last, interaction.user))
         self._fallback_channel = fallback_channel
+        self._budget = budget
         self._questions = questions
         self.conversation_search = search
         self._budgets: SharedBudgets | None = None  # for the channel messages, once the token expires
@@ -283,7 +311,7 @@ class InteractionSurface(HandOffSurface):
         self._budgets = budgets
 
     def _in_channel(self, last: discord.Message | None, asker: discord.abc.Snowflake) -> DiscordSurface:
-        surface = DiscordSurface(self._fallback_channel, reply_to=last, asker=asker)
+        surface = DiscordSurface(self._fallback_channel, budget=self._budget, reply_to=last, asker=asker)
         if self._budgets is not None:
             surface.use_budgets(self._budgets)
         return surface

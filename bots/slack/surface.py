@@ -80,8 +80,6 @@ SLACK_TIERS: dict[str, Rate] = {
     "chat.postMessage": _tier(60, burst=3),
 }
 PER_CHANNEL = frozenset({"chat.postMessage"})
-# Crash recovery's calls retry a 429 at most this many times each.
-PACED_ATTEMPTS = 5
 
 # In a thread the thinking status shows under the message box, so the message holds only the answer.
 STATUS_LIMITS = dataclasses.replace(SLACK_LIMITS, thinking_in_message=False)
@@ -339,13 +337,7 @@ async def paced(
     """Run one Slack call outside a reply (crash recovery, shutdown) within the workspace's budget of
     `method`, as urgently as a final text; a 429 slows the budget for everyone and is retried after
     its Retry-After. Other Slack errors are raised."""
-    return await budgets.paced(
-        budget_draw(team_id, method, channel),
-        call,
-        patience_s=PATIENCE_S["urgent"],
-        attempts=PACED_ATTEMPTS,
-        retry_after_of=_rate_limited_for,
-    )
+    return await budgets.paced(budget_draw(team_id, method, channel), call, retry_after_of=_rate_limited_for)
 
 
 def _rate_limited_for(error: Exception) -> float | None:

@@ -47,6 +47,8 @@ _MAX_ATTEMPTS = 10_000
 # a final text waits (within SEEDBOT_FINAL_EDIT_DEADLINE_S), a mid-answer edit briefly (the next one
 # carries its text), a status not at all.
 PATIENCE_S: dict[Priority, float] = {"urgent": 45.0, "routine": 1.0, "low": 0.0}
+# A call outside any reply (crash recovery) is tried this many times at most when it meets 429s.
+PACED_ATTEMPTS = 5
 
 
 @dataclass(eq=False, slots=True)
@@ -137,9 +139,9 @@ class SharedBudgets:
         draw: Draw,
         call: Callable[[], Awaitable[T]],
         *,
-        patience_s: float,
-        attempts: int,
         retry_after_of: Callable[[Exception], float | None],
+        patience_s: float = PATIENCE_S["urgent"],
+        attempts: int = PACED_ATTEMPTS,
     ) -> T:
         """Run one call outside any reply (crash recovery, shutdown) within `draw`'s budget, as
         urgently as a final text: it waits its turn, and a failure `retry_after_of` reads as a 429

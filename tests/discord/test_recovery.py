@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from core.config import Settings
 from core.models import ConversationKey
 from core.store import open_store
@@ -47,4 +49,34 @@ async def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start
     (warning,) = [m for m in api.bot_messages(random) if m["id"] != full["id"]]
     assert "Interrupted" in warning["content"]
     assert warning["message_reference"]["message_id"] == full["id"]
+    assert api.rate_limited == []
+
+
+@pytest.mark.parametrize("discord_api", [{"global_rate": (10, 1.0)}], indirect=True)
+async def test_many_interrupted_replies_are_fixed_within_the_bots_global_limit(
+    world: World, start_bot: StartBot, make_settings: Callable[..., Settings]
+) -> None:
+    # A global limit of 10 a second and a bot told it has 5: the start-up calls take the rest of the
+    # first second, and a dozen edits sent as fast as the server answers would take 10 within it.
+    api = world.api
+    replies = [
+        api.add_bot_message(api.add_channel(world.guild, f"c{n}"), f"Half answer {n}") for n in range(12)
+    ]
+    store = await open_store(make_settings())
+    for n, message in enumerate(replies):
+        key = ConversationKey("discord", world.guild["id"], message["channel_id"], str(9000 + n))
+        await store.add_message(key, "user", world.alice["id"], "alice", "a question")
+        await store.add_message(
+            key,
+            "assistant",
+            "seedbot",
+            "seedbot",
+            message["content"],
+            status="streaming",
+            platform_message_id=message["id"],
+        )
+    await store.close()
+
+    await start_bot(discord_global_rate_limit=5)
+    assert all("Interrupted" in message["content"] for message in replies)
     assert api.rate_limited == []

@@ -7,8 +7,6 @@ import itertools
 
 import pytest
 
-from bots.discord import surface as discord_surface
-from core.coordination import Draw, Rate
 from tests.discord.conftest import StartBot, World
 from tests.discord.test_messages import wait_answer
 from tests.fakes.discord import EPHEMERAL
@@ -100,18 +98,13 @@ async def test_answers_in_many_channels_at_once_stay_within_the_bots_global_limi
     world: World,
     start_bot: StartBot,
     model_server: FakeModelServer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A global limit of 10 a second (Discord's is 50) and a budget sized for it as GLOBAL_BUDGET is
-    # for 50: at most 8 + 2 calls in any second.
-    monkeypatch.setattr(
-        discord_surface, "GLOBAL_BUDGET", Draw("discord:global", Rate(per_s=8.0, burst=2.0), name="global")
-    )
+    # A global limit of 10 a second (Discord's is 50), and the bot told so.
     api = world.api
     channels = [api.add_channel(world.guild, f"busy-{n}") for n in range(12)]
     answer = "Within the bot's global limit. " * 4
     model_server.default = Script(content=answer, chunk_chars=10, delay_s=0.05)
-    await start_bot()
+    await start_bot(discord_global_rate_limit=10)
     await asyncio.sleep(1.1)  # the start-up calls' second is over
     for channel in channels:
         await api.user_message(channel, world.alice, world.mention("go"))
