@@ -147,12 +147,17 @@ async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> Non
     await interaction.edit_original_response(content=text)
 
 
-async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
+def _channel(interaction: discord.Interaction) -> discord.abc.Messageable:
+    """Where the command was used (a stand-in when discord.py does not have that channel cached)."""
     channel = interaction.channel
-    if not isinstance(channel, discord.abc.Messageable):
-        channel = interaction.client.get_partial_messageable(
-            interaction.channel_id or 0, guild_id=interaction.guild_id
-        )
+    if isinstance(channel, discord.abc.Messageable):
+        return channel
+    client, channel_id = interaction.client, interaction.channel_id or 0
+    return client.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
+
+
+async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
+    channel = _channel(interaction)
     assert interaction.client.user is not None
     bot = _bot(interaction)
     surface = InteractionSurface(
@@ -277,14 +282,11 @@ async def summarize(
     bot = _bot(interaction)
     with bot.work.track():
         assert interaction.client.user is not None
-        channel = interaction.channel
-        if not isinstance(channel, discord.abc.Messageable):
-            channel = interaction.client.get_partial_messageable(interaction.channel_id or 0)
         me = interaction.client.user.id
         try:
             recent = [
                 history_message(message, me, bot.downloads)
-                async for message in channel.history(limit=count + 1)
+                async for message in _channel(interaction).history(limit=count + 1)
                 if not _is_response_to(message, interaction)
             ][:count]
         except discord.HTTPException as error:
