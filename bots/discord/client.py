@@ -31,7 +31,7 @@ from bots.discord.conversation import (
     reply_chain,
 )
 from bots.discord.feedback import FeedbackButton
-from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
+from bots.discord.surface import DISCORD_LIMITS, NOT_SENT, DiscordSurface
 from core.admission import Arrival
 from core.config import Settings
 from core.history import title_of
@@ -202,9 +202,10 @@ class SeedClient(discord.Client):
             return None
         name = title_of(text, THREAD_NAME_CHARS, "Seed")
         try:
-            return await message.create_thread(name=name, auto_archive_duration=1440)
-        except discord.HTTPException as error:
-            log.warning("could not open a thread (%s %s); answering in the channel", error.status, error.text)
+            opening = functools.partial(message.create_thread, name=name, auto_archive_duration=1440)
+            return await self.seed.paced(opening)
+        except NOT_SENT as error:
+            log.warning("could not open a thread (%s); answering in the channel", error)
             return None
 
 
@@ -219,10 +220,11 @@ class _DiscordMessage:
 
     async def tell(self, text: str) -> None:
         try:
-            await self.message.reply(
-                text, mention_author=False, allowed_mentions=discord.AllowedMentions.none()
+            quiet = discord.AllowedMentions.none()
+            await self.client.seed.paced(
+                functools.partial(self.message.reply, text, mention_author=False, allowed_mentions=quiet)
             )
-        except discord.HTTPException as error:
+        except NOT_SENT as error:
             log.warning("could not reply in %s: %s", self.message.channel.id, error)
 
     async def conversation(self) -> ConversationKey | None:

@@ -77,6 +77,10 @@ async def paced(budgets: SharedBudgets, budget: Draw, call: Callable[[], Awaitab
     return await budgets.paced(budget, call, retry_after_of=_rate_limited_for)
 
 
+# What `paced` raises when its call did not happen: Discord refused it, or the budget had no room.
+NOT_SENT = (discord.HTTPException, discord.RateLimited, SurfaceRateLimited)
+
+
 def _rate_limited_for(error: Exception) -> float | None:
     """Seconds to wait when `error` is Discord's 429 (past what discord.py waits out itself), else None."""
     if isinstance(error, discord.RateLimited):

@@ -94,25 +94,27 @@ async def test_stopping_lets_an_answer_in_flight_finish_then_disconnects(
 
 
 @pytest.mark.parametrize("discord_api", [{"global_rate": (10, 1.0)}], indirect=True)
+@pytest.mark.parametrize("threads", [False, True], ids=["in-channel", "thread-per-conversation"])
 async def test_answers_in_many_channels_at_once_stay_within_the_bots_global_limit(
-    world: World,
-    start_bot: StartBot,
-    model_server: FakeModelServer,
+    world: World, start_bot: StartBot, model_server: FakeModelServer, threads: bool
 ) -> None:
-    # A global limit of 10 a second (Discord's is 50), and the bot told so.
+    # A global limit of 10 a second (Discord's is 50), and the bot told so; opening each answer's
+    # thread counts too.
     api = world.api
     channels = [api.add_channel(world.guild, f"busy-{n}") for n in range(12)]
     answer = "Within the bot's global limit. " * 4
     model_server.default = Script(content=answer, chunk_chars=10, delay_s=0.05)
-    await start_bot(discord_global_rate_limit=10)
+    await start_bot(discord_global_rate_limit=10, discord_thread_per_conversation=threads)
     await asyncio.sleep(1.1)  # the start-up calls' second is over
-    for channel in channels:
-        await api.user_message(channel, world.alice, world.mention("go"))
-    for channel in channels:
+    prompts = [await api.user_message(channel, world.alice, world.mention("go")) for channel in channels]
+    for channel, prompt in zip(channels, prompts, strict=True):
+        where = channel
+        if threads:
+            where = await api.wait_for(lambda p=prompt: api.channels.get(int(p["id"])), what="the thread")
         await api.wait_for(
-            lambda channel=channel: any(
+            lambda where=where: any(
                 m["content"].startswith(answer.strip()) and "effort" in m["content"]
-                for m in api.bot_messages(channel)
+                for m in api.bot_messages(where)
             ),
             within_s=30,
             what="every answer's final text",
