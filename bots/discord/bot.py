@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from bots.discord.access import discord_allowlist
+from bots.discord.budget import global_budget, rate_limited_for
 from bots.discord.questions import DiscordQuestions
-from bots.discord.surface import global_budget, paced
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, usage_hint
 from core.config import Settings
-from core.coordination import Draw
+from core.reply.budgets import Pacer
 from core.service import ChatService
-
-T = TypeVar("T")
 
 OFFERED = frozenset({"ask", "effort", "cost", "summarize", "budget", "prompt", "tools", "forget", "help"})
 MENU = CommandSpec("menu", "", "summarize that message and its attachments")
@@ -45,17 +40,15 @@ class DiscordBot:
         self.work = Work("discord")
         self.downloads = service.downloads
         self.questions = DiscordQuestions()
-        self._global_budget: Draw | None = None
+        self._pacer: Pacer | None = None
 
     def logged_in(self, application_id: int) -> None:
         """The bot's global budget is keyed by its application id, known once logged in."""
-        self._global_budget = global_budget(application_id, self.settings.discord_global_rate_limit)
+        budget = global_budget(application_id, self.settings.discord_global_rate_limit)
+        self._pacer = Pacer(self.service.reply_budgets, budget, rate_limited_for)
 
     @property
-    def global_budget(self) -> Draw:
-        assert self._global_budget is not None, "logged_in() has not run"
-        return self._global_budget
-
-    async def paced(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One call outside a reply within the bot's global budget (see `surface.paced`)."""
-        return await paced(self.service.reply_budgets, self.global_budget, call)
+    def pacer(self) -> Pacer:
+        """Runs calls outside a reply within the bot's global budget (its `budget`, for replies)."""
+        assert self._pacer is not None, "logged_in() has not run"
+        return self._pacer

@@ -20,6 +20,7 @@ from bots.discord import endpoints
 from bots.discord.access import is_admin, place_of
 from bots.discord.attachments import attachment_sources
 from bots.discord.bot import DiscordBot
+from bots.discord.budget import NOT_SENT
 from bots.discord.commands import SeedCommandTree
 from bots.discord.conversation import (
     PLATFORM,
@@ -31,7 +32,7 @@ from bots.discord.conversation import (
     reply_chain,
 )
 from bots.discord.feedback import FeedbackButton
-from bots.discord.surface import DISCORD_LIMITS, NOT_SENT, DiscordSurface
+from bots.discord.surface import DISCORD_LIMITS, DiscordSurface
 from core.admission import Arrival
 from core.config import Settings
 from core.history import title_of
@@ -127,13 +128,13 @@ class SeedClient(discord.Client):
             channel = self.get_partial_messageable(int(channel_id))
             message = channel.get_partial_message(int(message_id))
             try:
-                await self.seed.paced(functools.partial(message.edit, content=reply.text, **quiet))
+                await self.seed.pacer(functools.partial(message.edit, content=reply.text, **quiet))
             except discord.NotFound:
                 continue
             if reply.follow_up:  # the warning did not fit in that message: say it right under it
                 below = message.to_reference(fail_if_not_exists=False)
                 send = functools.partial(channel.send, reply.follow_up, reference=below, **quiet)
-                await self.seed.paced(send)
+                await self.seed.pacer(send)
             return True
         log.warning("could not find reply %s to mark it as interrupted", message_id)
         return False
@@ -203,7 +204,7 @@ class SeedClient(discord.Client):
         name = title_of(text, THREAD_NAME_CHARS, "Seed")
         try:
             opening = functools.partial(message.create_thread, name=name, auto_archive_duration=1440)
-            return await self.seed.paced(opening)
+            return await self.seed.pacer(opening)
         except NOT_SENT as error:
             log.warning("could not open a thread (%s); answering in the channel", error)
             return None
@@ -221,7 +222,7 @@ class _DiscordMessage:
     async def tell(self, text: str) -> None:
         try:
             quiet = discord.AllowedMentions.none()
-            await self.client.seed.paced(
+            await self.client.seed.pacer(
                 functools.partial(self.message.reply, text, mention_author=False, allowed_mentions=quiet)
             )
         except NOT_SENT as error:
@@ -236,7 +237,7 @@ class _DiscordMessage:
             if replied_to(message) is not None:
                 seed = self.client.seed
                 stored, history = await reply_chain(
-                    message, self.client, seed.admission.conversation_of, seed.downloads
+                    message, self.client, seed.admission.conversation_of, seed.downloads, seed.pacer
                 )
             if guild is None or isinstance(channel, discord.Thread):
                 stored = conversation_key(channel, guild, message.id)
@@ -270,11 +271,11 @@ class _DiscordMessage:
             history=history,
         )
         assert self.client.user is not None
-        search = ChannelSearch(channel, self.client.user.id)
         seed = self.client.seed
+        search = ChannelSearch(channel, self.client.user.id, seed.pacer)
         surface = DiscordSurface(
             channel,
-            budget=seed.global_budget,
+            budget=seed.pacer.budget,
             reply_to=reply_to,
             asker=author,
             questions=seed.questions,

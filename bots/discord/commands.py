@@ -19,6 +19,7 @@ from discord import app_commands
 from bots.discord.access import is_admin, place_of
 from bots.discord.attachments import DiscordAttachment
 from bots.discord.bot import DISCORD, DiscordBot
+from bots.discord.budget import NOT_SENT, history_calls, refusal
 from bots.discord.conversation import (
     PLATFORM,
     ChannelSearch,
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 MAX_REPLY_CHARS = 2000
 CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
+BUSY = "Discord is rate limiting me right now; try again in a minute."
 
 
 def _bot(interaction: discord.Interaction) -> DiscordBot:
@@ -163,9 +165,9 @@ async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
     surface = InteractionSurface(
         interaction,
         fallback_channel=channel,
-        budget=bot.global_budget,
+        budget=bot.pacer.budget,
         questions=bot.questions,
-        search=ChannelSearch(channel, interaction.client.user.id),
+        search=ChannelSearch(channel, interaction.client.user.id, bot.pacer),
     )
     await bot.service.answer(turn, surface)
 
@@ -283,15 +285,21 @@ async def summarize(
     with bot.work.track():
         assert interaction.client.user is not None
         me = interaction.client.user.id
+
+        async def read() -> list[discord.Message]:
+            return [message async for message in _channel(interaction).history(limit=count + 1)]
+
         try:
-            recent = [
-                history_message(message, me, bot.downloads)
-                async for message in _channel(interaction).history(limit=count + 1)
-                if not _is_response_to(message, interaction)
-            ][:count]
-        except discord.HTTPException as error:
-            await interaction.edit_original_response(content=f"{NO_HISTORY} ({error.status})")
+            read_back = await bot.pacer(read, calls=history_calls(count + 1))
+        except NOT_SENT as error:
+            why = refusal(error)
+            await interaction.edit_original_response(content=f"{NO_HISTORY} ({why})" if why else BUSY)
             return
+        recent = [
+            history_message(message, me, bot.downloads)
+            for message in read_back
+            if not _is_response_to(message, interaction)
+        ][:count]
         command = Summarize(messages=count, kind=what)
         wanted = [message for message in reversed(recent) if command.wants(message)]
         if not wanted:

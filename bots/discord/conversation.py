@@ -9,6 +9,7 @@ platform id of every stored message). A thread opened from a message shares that
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,16 +17,18 @@ from datetime import datetime
 import discord
 
 from bots.discord.attachments import attachment_sources
+from bots.discord.budget import HISTORY_PAGE, NOT_SENT, refusal
 from core.history import with_quoted
 from core.media.download import Downloads
 from core.models import ConversationKey, HistoryMessage
+from core.reply.budgets import Pacer
 from core.tools.base import FoundMessage, SearchUnavailable
 
 PLATFORM = "discord"
 DM_WORKSPACE = "@me"
-# Replies followed up the chain when the store does not know them (each one is an API call).
 # Messages a conversation search reads back at most (Discord pages them by 100).
 SEARCH_DEPTH = 500
+# Replies followed up the chain when the store does not know them (each one is an API call).
 REPLY_CHAIN_LIMIT = 12
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -103,6 +106,7 @@ async def reply_chain(
     client: discord.Client,
     lookup: ConversationLookup,
     downloads: Downloads,
+    pace: Pacer,
 ) -> tuple[ConversationKey | None, list[HistoryMessage]]:
     """Walk the replies above `message`: the stored conversation they lead to (if any) and, oldest
     first, the messages above it that the store does not hold."""
@@ -118,11 +122,11 @@ async def reply_chain(
             return key, found[::-1]
         parent = reference.resolved if isinstance(reference.resolved, discord.Message) else None
         if parent is None:
+            channel = client.get_partial_messageable(reference.channel_id)
             try:
-                channel = client.get_partial_messageable(reference.channel_id)
-                parent = await channel.fetch_message(reference.message_id)
-            except discord.HTTPException:
-                break  # deleted, or no permission to read history: use what we have
+                parent = await pace(functools.partial(channel.fetch_message, reference.message_id))
+            except NOT_SENT:
+                break  # deleted, no permission to read history, or no budget: use what we have
         found.append(history_message(parent, client.user.id, downloads))
         current = parent
     return None, found[::-1]
@@ -130,25 +134,36 @@ async def reply_chain(
 
 class ChannelSearch:
     """The `search_conversation` tool's reach on Discord: the channel or thread the question was asked
-    in, never another one the asker may not see."""
+    in, never another one the asker may not see; each page read within the bot's global budget."""
 
-    def __init__(self, channel: discord.abc.Messageable, bot_id: int) -> None:
-        self._channel, self._bot_id = channel, bot_id
+    def __init__(self, channel: discord.abc.Messageable, bot_id: int, pace: Pacer) -> None:
+        self._channel, self._bot_id, self._pace = channel, bot_id, pace
 
     async def search(self, query: str | None, since: datetime | None, limit: int) -> list[FoundMessage]:
-        found = []
+        found: list[FoundMessage] = []
+        before: discord.Message | None = None
         try:
-            async for message in self._channel.history(limit=SEARCH_DEPTH, after=since, oldest_first=False):
-                text = with_forwards(message, prompt_text(message, self._bot_id))
-                if query and query.lower() not in text.lower():
-                    continue
-                found.append(
-                    FoundMessage(message.author.display_name, message.created_at, text, message.jump_url)
-                )
-                if len(found) >= limit:
-                    break
-        except discord.HTTPException as error:
+            for _ in range(SEARCH_DEPTH // HISTORY_PAGE):
+                page = await self._pace(functools.partial(self._page, before, since))
+                for message in page:
+                    text = with_forwards(message, prompt_text(message, self._bot_id))
+                    if query and query.lower() not in text.lower():
+                        continue
+                    found.append(
+                        FoundMessage(message.author.display_name, message.created_at, text, message.jump_url)
+                    )
+                    if len(found) >= limit:
+                        return found
+                if len(page) < HISTORY_PAGE:
+                    break  # the channel's start, or `since`
+                before = page[-1]
+        except NOT_SENT as error:
             raise SearchUnavailable(
-                f"Discord would not show this channel's history ({error.status})."
+                f"Discord would not show this channel's history ({refusal(error)})."
             ) from None
         return found
+
+    async def _page(self, before: discord.Message | None, since: datetime | None) -> list[discord.Message]:
+        """Newest first: the messages before `before` (None: the latest), back to `since` at most."""
+        history = self._channel.history(limit=HISTORY_PAGE, before=before, after=since, oldest_first=False)
+        return [message async for message in history]

@@ -6,10 +6,9 @@ lets a reply ping the asker and nobody else (never @everyone, @here or roles), w
 writes.
 
 Every channel message call of a reply (post, edit, typing, feedback buttons) draws from the bot's
-global REST budget (`global_budget`: Discord allows a bot DISCORD_GLOBAL_RATE_LIMIT requests a second,
-whichever shard's process makes them), shared by every instance through Redis: a mid-answer edit
-that finds no room soon is merged into the next one, a typing indicator is skipped. Interaction
-webhooks are exempt. Crash recovery's edits draw from it too (`paced`).
+global REST budget (budget.py), shared by every instance through Redis: a mid-answer edit that finds
+no room soon is merged into the next one, a typing indicator is skipped. Interaction webhooks are
+exempt.
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import discord
 
+from bots.discord.budget import retry_after
 from bots.discord.feedback import feedback_view
 from bots.discord.questions import DiscordQuestions
-from core.coordination import Draw, Rate
+from core.coordination import Draw
 from core.feedback import FeedbackSubject
 from core.reply.budgets import PATIENCE_S, ReplyCalls, SharedBudgets
 from core.reply.handoff import HandOffSurface
@@ -51,9 +51,6 @@ DISCORD_LIMITS = PlatformLimits(
     window_s=5.0,
     thinking_in_message=True,
 )
-# Of the bot's global limit, a reply's calls refill at this share with this share saved up: no second
-# sends more than 96% of it, leaving room for calls outside replies (commands, history reads).
-GLOBAL_REFILL_SHARE, GLOBAL_BURST_SHARE = 0.8, 0.16
 # A typing indicator lasts about 10 s; re-trigger before it fades, for at most this many rounds.
 TYPING_EVERY_S = 8.0
 TYPING_MAX_ROUNDS = 75
@@ -62,48 +59,9 @@ EXPIRED_TOKEN_CODES = frozenset({50027, 10015})
 NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)  # worth another try shortly
 
 
-def global_budget(application_id: int, limit_per_s: int) -> Draw:
-    """The bot's global REST budget, keyed by the bot: two bots sharing one Redis each keep their own."""
-    rate = Rate(per_s=GLOBAL_REFILL_SHARE * limit_per_s, burst=max(1.0, GLOBAL_BURST_SHARE * limit_per_s))
-    return Draw(f"discord:{application_id}:global", rate, name="discord global")
-
-
-T = TypeVar("T")
-
-
-async def paced(budgets: SharedBudgets, budget: Draw, call: Callable[[], Awaitable[T]]) -> T:
-    """Run one call outside a reply (crash recovery) within the bot's global budget, as urgently as a
-    final text; a 429 slows the budget for every instance and is retried after its wait."""
-    return await budgets.paced(budget, call, retry_after_of=_rate_limited_for)
-
-
-# What `paced` raises when its call did not happen: Discord refused it, or the budget had no room.
-NOT_SENT = (discord.HTTPException, discord.RateLimited, SurfaceRateLimited)
-
-
-def _rate_limited_for(error: Exception) -> float | None:
-    """Seconds to wait when `error` is Discord's 429 (past what discord.py waits out itself), else None."""
-    if isinstance(error, discord.RateLimited):
-        return error.retry_after
-    if isinstance(error, discord.HTTPException) and error.status == 429:
-        return _retry_after(error)
-    return None
-
-
 def allowed_mentions(asker: discord.abc.Snowflake | None, *, replied_user: bool) -> discord.AllowedMentions:
     users: list[discord.abc.Snowflake] = [asker] if asker is not None else []
     return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=replied_user)
-
-
-def _retry_after(error: discord.HTTPException) -> float:
-    """From the 429's headers: the precise X-RateLimit-Reset-After, else the whole-second Retry-After."""
-    headers = error.response.headers if error.response is not None else {}
-    for name in ("X-RateLimit-Reset-After", "Retry-After"):
-        try:
-            return max(float(headers[name]), 0.0)
-        except (KeyError, ValueError):
-            continue
-    return TRANSIENT_RETRY_S
 
 
 def surface_error(error: BaseException) -> Exception:
@@ -112,7 +70,7 @@ def surface_error(error: BaseException) -> Exception:
         return SurfaceRateLimited(error.retry_after)
     if isinstance(error, discord.HTTPException):  # a 429 here: discord.py retried and still hit the limit
         refusal = f"Discord refused the message ({error.status}: {error.text or 'no reason given'})"
-        return refused_or_retry(error.status, refusal, retry_after=_retry_after(error))
+        return refused_or_retry(error.status, refusal, retry_after=retry_after(error))
     if isinstance(error, NETWORK_FAILURES):
         return SurfaceRateLimited(TRANSIENT_RETRY_S)
     return SurfaceError(str(error))

@@ -19,7 +19,7 @@ from bots.slack.api import error_code, web_client
 from bots.slack.conversation import PLATFORM, ChannelSearch, People, is_dm
 from bots.slack.files import SlackFiles
 from bots.slack.questions import SlackQuestions
-from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface, paced
+from bots.slack.surface import SLACK_LIMITS, Capabilities, SlackSurface, pacer
 from core.access import Allowlist, Place
 from core.admission import Admission, Work
 from core.commands import CommandSpec, Dialect, chat_mention, html_safe_quote, usage_hint
@@ -133,28 +133,28 @@ class SlackBot:
         ts, channel = reply.platform_message_id, reply.key.channel
         if not _TS.match(ts):
             return False  # a private answer: nothing visible to fix
-        # Each call waits its turn in the workspace's budget of its method (`paced`).
-        pace = functools.partial(paced, self.service.reply_budgets, self.identity.team_id, channel)
+        # Each call waits its turn in the workspace's budget of its method.
+        pace = functools.partial(pacer, self.service.reply_budgets, self.identity.team_id, channel)
 
         def update() -> Awaitable[Any]:
             return self.replies.chat_update(channel=channel, ts=ts, markdown_text=reply.text)
 
         try:
-            await pace("chat.update", update)
+            await pace("chat.update")(update)
         except SlackApiError:
             # A native stream that outlived the crash must be stopped before its message can change.
             # Only then: chat.stopStream is the slowest rate tier, and most replies were plain edits.
             try:
-                await pace("chat.stopStream", lambda: self.replies.chat_stopStream(channel=channel, ts=ts))
+                await pace("chat.stopStream")(lambda: self.replies.chat_stopStream(channel=channel, ts=ts))
             except SlackApiError as error:
                 log.debug("stream %s was not open (%s)", ts, error_code(error))
-            await pace("chat.update", update)
+            await pace("chat.update")(update)
         if reply.follow_up:
             thread, text = reply.key.thread or None, reply.follow_up
             post = functools.partial(
                 self.replies.chat_postMessage, channel=channel, thread_ts=thread, markdown_text=text
             )
-            await pace("chat.postMessage", post)
+            await pace("chat.postMessage")(post)
         return True
 
     async def recover_interrupted(self) -> int:

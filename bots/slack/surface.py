@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -35,7 +35,7 @@ from bots.slack.feedback import feedback_block
 from bots.slack.questions import SlackQuestions
 from core.coordination import Draw, Rate
 from core.feedback import FeedbackSubject
-from core.reply.budgets import PATIENCE_S, ReplyCalls, SharedBudgets
+from core.reply.budgets import PATIENCE_S, Pacer, ReplyCalls, SharedBudgets
 from core.reply.buffered import BufferedSurface
 from core.reply.pacing import Priority
 from core.reply.surface import MessageRef, PlatformLimits, SurfaceError, SurfaceRateLimited, ToolStep
@@ -328,16 +328,11 @@ def budget_draw(team_id: str, method: str, channel: str) -> Draw:
     return Draw(f"slack:{scope}:{method}", SLACK_TIERS[method], name=f"slack {method}")
 
 
-T = TypeVar("T")
-
-
-async def paced(
-    budgets: SharedBudgets, team_id: str, channel: str, method: str, call: Callable[[], Awaitable[T]]
-) -> T:
-    """Run one Slack call outside a reply (crash recovery, shutdown) within the workspace's budget of
-    `method`, as urgently as a final text; a 429 slows the budget for everyone and is retried after
-    its Retry-After. Other Slack errors are raised."""
-    return await budgets.paced(budget_draw(team_id, method, channel), call, retry_after_of=_rate_limited_for)
+def pacer(budgets: SharedBudgets, team_id: str, channel: str, method: str) -> Pacer:
+    """Runs Slack calls of `method` outside a reply (crash recovery) within the workspace's budget of
+    it, as urgently as a final text; a 429 slows the budget for everyone and is retried after its
+    Retry-After. Other Slack errors are raised."""
+    return Pacer(budgets, budget_draw(team_id, method, channel), _rate_limited_for)
 
 
 def _rate_limited_for(error: Exception) -> float | None:

@@ -187,6 +187,22 @@ class SharedBudgets:
             self._metrics.budget_fill(draw.name, max(0.0, tokens) / draw.rate.burst)
 
 
+@dataclass(frozen=True, slots=True)
+class Pacer:
+    """Runs calls outside any reply (opening a thread, reading history, crash recovery) within one
+    budget, each as urgently as a final text (`SharedBudgets.paced`); `retry_after_of` reads the
+    platform's 429 out of a failure."""
+
+    budgets: SharedBudgets
+    budget: Draw
+    retry_after_of: Callable[[Exception], float | None]
+
+    async def __call__(self, call: Callable[[], Awaitable[T]], *, calls: int = 1) -> T:
+        """Run `call`, which makes `calls` platform calls (a budget's burst at most is taken at once)."""
+        draw = replace(self.budget, cost=min(float(calls), self.budget.rate.burst))
+        return await self.budgets.paced(draw, call, retry_after_of=self.retry_after_of)
+
+
 class ReplyCalls:
     """One reply's calls against the shared budgets of its platform, once the service has handed them
     over (`use`; until then every call goes ahead at once). `draw_for(method)` names the budget a call

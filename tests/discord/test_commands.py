@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,23 @@ async def test_summarize_reads_recent_channel_messages(
     context = last_user_text(model_server)
     assert "We ship on Friday." in context and "QA needs one more day." in context
     assert SUMMARY_INSTRUCTION in context
+
+
+@pytest.mark.parametrize("discord_api", [{"global_rate": (10, 1.0)}], indirect=True)
+async def test_summaries_asked_in_many_channels_at_once_read_history_within_the_bots_global_limit(
+    world: World, start_bot: StartBot
+) -> None:
+    # A global limit of 10 a second and the bot told so: a dozen history reads at once would exceed it.
+    api = world.api
+    channels = [api.add_channel(world.guild, f"team-{n}") for n in range(12)]
+    await start_bot(discord_guild_ids=world.guild["id"], discord_global_rate_limit=10)
+    for channel in channels:
+        await api.user_message(channel, world.alice, "We ship on Friday.")
+    await asyncio.sleep(1.1)  # the start-up calls' second is over
+    asked = [await api.invoke_command(channel, world.boss, "summarize") for channel in channels]
+    for interaction in asked:
+        await response_text(api, interaction, "effort")
+    assert api.rate_limited == []
 
 
 async def test_summarizing_the_media_of_a_channel_without_any_says_so_without_asking_the_model(

@@ -5,13 +5,14 @@ every answer lands whole, with its footer."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.surface import SLACK_TIERS, paced
+from bots.slack.surface import SLACK_TIERS, pacer
 from core.coordination import MemoryBuckets
 from core.reply.budgets import SharedBudgets
 from tests.fakes.model_server import FakeModelServer, Script
@@ -116,16 +117,10 @@ async def test_crash_recovery_edits_paced_through_the_workspace_budget_never_429
     world.slack.fail_next("chat.update", "ratelimited", status=429, retry_after=1)  # Slack's own limit
     client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url)
     budgets = SharedBudgets(MemoryBuckets())
+    pace = pacer(budgets, TEAM_ID, world.general, "chat.update")
     for message in replies:
-        await paced(
-            budgets,
-            TEAM_ID,
-            world.general,
-            "chat.update",
-            lambda ts=message.ts: client.chat_update(
-                channel=world.general, ts=ts, markdown_text="interrupted"
-            ),
-        )
+        update = functools.partial(client.chat_update, channel=world.general, ts=message.ts)
+        await pace(functools.partial(update, markdown_text="interrupted"))
     assert [message.text for message in replies] == ["interrupted"] * len(replies)
     # Only the 429 the test injected: the budget (slowed by it) kept every other call within the tier.
     assert len(world.slack.rate_limited_calls()) == 1

@@ -9,7 +9,7 @@ import pytest
 
 from core.coordination import Draw, MemoryBuckets, Rate
 from core.metrics import Metrics
-from core.reply.budgets import ReplyCalls, SharedBudgets
+from core.reply.budgets import Pacer, ReplyCalls, SharedBudgets
 from core.reply.pacing import Priority
 from core.reply.surface import SurfaceBusy, SurfaceRateLimited
 
@@ -120,6 +120,23 @@ async def test_a_call_outside_any_reply_raises_other_failures_at_once_and_a_429_
 
     with pytest.raises(Limited):
         await budgets.paced(UPDATE[0], always_limited, patience_s=1.0, attempts=2, retry_after_of=limited_for)
+
+
+async def test_a_pacer_takes_a_token_for_each_platform_call_its_call_makes_the_burst_at_most():
+    slow = Draw("ws:reads", Rate(1.0, burst=3), name="reads")  # a token a second, three saved up
+    budgets = SharedBudgets(MemoryBuckets())
+    pace = Pacer(budgets, slow, limited_for)
+
+    async def read() -> str:
+        return "pages"
+
+    assert await pace(read, calls=2) == "pages"
+    assert await budgets.acquire([slow], "urgent", lane=budgets.lane(), patience_s=0.0)  # one was left
+    assert not await budgets.acquire([slow], "urgent", lane=budgets.lane(), patience_s=0.0)
+    # More calls than the burst holds: the whole burst, once it is there, rather than never.
+    roomy = Draw("ws:more", Rate(1.0, burst=2), name="more")
+    assert await Pacer(budgets, roomy, limited_for)(read, calls=5) == "pages"
+    assert not await budgets.acquire([roomy], "urgent", lane=budgets.lane(), patience_s=0.0)
 
 
 async def test_a_replys_calls_go_ahead_until_budgets_are_handed_over_then_wait_their_turn():
