@@ -54,12 +54,8 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     app.seed = bot
 
     @app.event("message")
-    async def message(ack: Ack, event: dict[str, Any], body: dict[str, Any]) -> None:
-        await ack()
-        events.route_message(bot, event, body)
-
     @app.event("app_mention")
-    async def app_mention(ack: Ack, event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def message(ack: Ack, event: dict[str, Any], body: dict[str, Any]) -> None:
         await ack()
         events.route_message(bot, event, body)
 

@@ -57,7 +57,6 @@ class Identity:
 
     team_id: str
     bot_user_id: str
-    bot_id: str
 
 
 class SlackBot:
@@ -99,7 +98,7 @@ class SlackBot:
     async def connect(self) -> Identity:
         """Check the bot token (`auth.test`) and learn who the app is; raises SlackApiError."""
         response = await self.reads.auth_test()
-        self._identity = Identity(str(response["team_id"]), str(response["user_id"]), str(response["bot_id"]))
+        self._identity = Identity(str(response["team_id"]), str(response["user_id"]))
         return self._identity
 
     def surface(self, *, channel: str, thread_ts: str | None, user: str) -> SlackSurface:

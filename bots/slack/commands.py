@@ -9,9 +9,10 @@ Settings, reports and `-p` answers are ephemeral: only the person who asked sees
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from bots.slack.conversation import (
     PROMPT_SUBTYPES,
     conversation_key,
     history_message,
+    read_channel,
     read_thread,
     shared_files,
 )
@@ -183,29 +185,38 @@ def _summarizable(message: Mapping[str, Any]) -> bool:
     )
 
 
-async def _history(bot: SlackBot, messages: list[Mapping[str, Any]]) -> list[HistoryMessage]:
+async def _summary_history(
+    bot: SlackBot,
+    read: Awaitable[list[Mapping[str, Any]]],
+    tell: Callable[[str], Awaitable[Any]],
+    wanted: Callable[[HistoryMessage], bool] = lambda message: True,
+) -> list[HistoryMessage] | None:
+    """The messages a summary reads, oldest first, from what `read` finds; None, with the asker told
+    why, when Slack would not show them or there is nothing to summarize."""
+    try:
+        messages = await read
+    except SlackApiError as error:
+        log.info("no history to summarize (%s)", error_code(error))
+        await tell(busy_note(error) or NO_HISTORY)
+        return None
     me = bot.identity.bot_user_id
-    return [
+    found = [
         await history_message(m, bot_user_id=me, people=bot.people, files=bot.files)
         for m in messages
         if _summarizable(m)
     ]
+    history = [item for item in found if wanted(item)]
+    if not history:
+        await tell(NOTHING_TO_SUMMARIZE)
+    return history or None
 
 
 async def _summarize_channel(bot: SlackBot, where: Invocation, command: Summarize) -> None:
-    oldest = str(time.time() - command.hours * 3600) if command.hours is not None else None
-    try:
-        response = await bot.reads.conversations_history(
-            channel=where.channel, limit=command.messages or MAX_SUMMARY_MESSAGES, oldest=oldest
-        )
-    except SlackApiError as error:
-        log.info("no history for %s (%s)", where.channel, error_code(error))
-        await where.respond(text=busy_note(error) or NO_HISTORY)
-        return
-    found = await _history(bot, list(reversed(response.get("messages") or [])))
-    history = [message for message in found if command.wants(message)]
-    if not history:
-        await where.respond(text=NOTHING_TO_SUMMARIZE)
+    oldest = time.time() - command.hours * 3600 if command.hours is not None else None
+    limit = command.messages or MAX_SUMMARY_MESSAGES
+    read = read_channel(bot.reads, channel=where.channel, limit=limit, oldest=oldest)
+    history = await _summary_history(bot, read, lambda text: where.respond(text=text), command.wants)
+    if history is None:
         return
     header = command.announcement(user_mention(where.user))
     text = command.request(len(history))
@@ -224,17 +235,11 @@ async def on_summarize_shortcut(bot: SlackBot, shortcut: Mapping[str, Any], resp
         return
     message = shortcut.get("message") or {}
     root = str(message.get("thread_ts") or message.get("ts"))
-    try:
-        messages = await read_thread(
-            bot.reads, channel=channel, thread_ts=root, keep=MAX_SUMMARY_MESSAGES, wanted=_summarizable
-        )
-    except SlackApiError as error:
-        log.info("no thread %s in %s (%s)", root, channel, error_code(error))
-        await bot.tell(channel, user, busy_note(error) or NO_HISTORY)
-        return
-    history = await _history(bot, messages)
-    if not history:
-        await bot.tell(channel, user, NOTHING_TO_SUMMARIZE)
+    read = read_thread(
+        bot.reads, channel=channel, thread_ts=root, keep=MAX_SUMMARY_MESSAGES, wanted=_summarizable
+    )
+    history = await _summary_history(bot, read, functools.partial(bot.tell, channel, user))
+    if history is None:
         return
     team = str((shortcut.get("team") or {}).get("id") or bot.identity.team_id)
     where = Invocation(team, channel, user, trigger, respond)

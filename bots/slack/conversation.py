@@ -110,15 +110,19 @@ async def with_shared(message: Mapping[str, Any], text: str, bot_user_id: str, p
     return with_quoted(text, "shared message", quoted)
 
 
+async def author_of(message: Mapping[str, Any], bot_user_id: str, people: People) -> str:
+    """Who wrote `message`: "Seed" for the bot's own, else the person's (or app's) name."""
+    user = str(message.get("user") or message.get("bot_id") or "someone")
+    return "Seed" if user == bot_user_id else await people.name(user)
+
+
 async def history_message(
     message: Mapping[str, Any], *, bot_user_id: str, people: People, files: SlackFiles
 ) -> HistoryMessage:
-    user = str(message.get("user") or message.get("bot_id") or "someone")
-    own = user == bot_user_id
     text = await readable_text(str(message.get("text") or ""), bot_user_id, people)
     return HistoryMessage(
-        role="assistant" if own else "user",
-        author="Seed" if own else await people.name(user),
+        role="assistant" if message.get("user") == bot_user_id else "user",
+        author=await author_of(message, bot_user_id, people),
         text=await with_shared(message, text, bot_user_id, people),
         message_id=str(message.get("ts")),
         attachments=files.sources(shared_files(message)),
@@ -155,6 +159,16 @@ async def read_thread(
         if not cursor:
             break
     return sorted(found.values(), key=lambda m: float(m.get("ts") or 0))[-keep:]
+
+
+async def read_channel(
+    client: AsyncWebClient, *, channel: str, limit: int, oldest: float | None = None
+) -> list[Mapping[str, Any]]:
+    """The latest `limit` messages of a channel (none older than `oldest`), oldest first; raises
+    SlackApiError."""
+    since = str(oldest) if oldest is not None else None
+    response = await client.conversations_history(channel=channel, limit=limit, oldest=since)
+    return list(reversed(response.get("messages") or []))
 
 
 async def thread_context(
@@ -206,10 +220,9 @@ class ChannelSearch:
                     keep=THREAD_FETCH_LIMIT * THREAD_FETCH_PAGES,
                 )
             else:
-                response = await self._client.conversations_history(
-                    channel=self._channel, limit=THREAD_FETCH_LIMIT, oldest=str(oldest)
+                messages = await read_channel(
+                    self._client, channel=self._channel, limit=THREAD_FETCH_LIMIT, oldest=oldest
                 )
-                messages = list(reversed(response.get("messages") or []))
         except SlackApiError as error:
             reason = busy_note(error) or f"Slack would not show this conversation ({error_code(error)})."
             raise SearchUnavailable(reason) from None
@@ -220,8 +233,7 @@ class ChannelSearch:
             text = await readable_text(str(message.get("text") or ""), self._bot_user_id, self._people)
             if query and query.lower() not in text.lower():
                 continue
-            user = str(message.get("user") or message.get("bot_id") or "someone")
-            author = "Seed" if user == self._bot_user_id else await self._people.name(user)
+            author = await author_of(message, self._bot_user_id, self._people)
             found.append(FoundMessage(author, datetime.fromtimestamp(float(message["ts"]), UTC), text))
             if len(found) >= limit:
                 break
