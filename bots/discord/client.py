@@ -59,7 +59,7 @@ class SeedClient(discord.Client):
     ):
         super().__init__(
             intents=endpoints.intents(),
-            # Anything posted without explicit mentions pings nobody.
+            # Anything posted without explicit mentions pings nobody (notices, questions, crash recovery).
             allowed_mentions=discord.AllowedMentions.none(),
             # discord.py sleeps through shorter 429 waits itself; longer ones surface as RateLimited.
             max_ratelimit_timeout=30.0,
@@ -121,20 +121,18 @@ class SeedClient(discord.Client):
         """Crash recovery's one Discord step: that message shows `reply.text`, then the follow-up, each
         call within the bot's global budget."""
         key, message_id = reply.key, reply.platform_message_id
-        quiet = {"allowed_mentions": discord.AllowedMentions.none()}
         # The message lives in the thread for a thread conversation, else in the channel; a key's
         # `thread` may also name a channel conversation's first prompt, so try it, then the channel.
         for channel_id in dict.fromkeys(c for c in (key.thread, key.channel) if c.isdigit()):
             channel = self.get_partial_messageable(int(channel_id))
             message = channel.get_partial_message(int(message_id))
             try:
-                await self.seed.pacer(functools.partial(message.edit, content=reply.text, **quiet))
+                await self.seed.pacer(functools.partial(message.edit, content=reply.text))
             except discord.NotFound:
                 continue
             if reply.follow_up:  # the warning did not fit in that message: say it right under it
                 below = message.to_reference(fail_if_not_exists=False)
-                send = functools.partial(channel.send, reply.follow_up, reference=below, **quiet)
-                await self.seed.pacer(send)
+                await self.seed.pacer(functools.partial(channel.send, reply.follow_up, reference=below))
             return True
         log.warning("could not find reply %s to mark it as interrupted", message_id)
         return False
@@ -171,11 +169,6 @@ class SeedClient(discord.Client):
         me = self.user.id
         reference, channel = replied_to(message), message.channel
         resolved = reference.resolved if reference is not None else None
-        unresolved_reply = (
-            reference is not None
-            and reference.message_id is not None
-            and not isinstance(resolved, discord.Message)
-        )
         in_thread = isinstance(channel, discord.Thread)
         arrival = Arrival(
             platform=PLATFORM,
@@ -191,7 +184,9 @@ class SeedClient(discord.Client):
             or (isinstance(channel, discord.Thread) and channel.owner_id == me),
             continues=conversation_key(channel, message.guild, channel.id) if in_thread else None,
             # The payload did not carry the replied-to message: the store knows whether it is ours.
-            replies_to=str(reference.message_id) if unresolved_reply and reference is not None else None,
+            replies_to=None
+            if reference is None or isinstance(resolved, discord.Message)
+            else str(reference.message_id),
         )
         with self.seed.work.track():
             await self.seed.admission.admit(arrival, _DiscordMessage(self, message, arrival.text))
@@ -221,10 +216,7 @@ class _DiscordMessage:
 
     async def tell(self, text: str) -> None:
         try:
-            quiet = discord.AllowedMentions.none()
-            await self.client.seed.pacer(
-                functools.partial(self.message.reply, text, mention_author=False, allowed_mentions=quiet)
-            )
+            await self.client.seed.pacer(functools.partial(self.message.reply, text, mention_author=False))
         except NOT_SENT as error:
             log.warning("could not reply in %s: %s", self.message.channel.id, error)
 

@@ -9,8 +9,10 @@ channel messages.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from typing import Literal
 
 import discord
@@ -28,7 +30,7 @@ from bots.discord.conversation import (
     settings_channel,
     workspace_of,
 )
-from bots.discord.surface import InteractionSurface
+from bots.discord.surface import DISCORD_LIMITS, InteractionSurface
 from core.admission import NOT_ENABLED
 from core.commands import (
     BUDGET_KINDS,
@@ -59,7 +61,6 @@ from core.service import DRAINING_MESSAGE
 
 log = logging.getLogger(__name__)
 
-MAX_REPLY_CHARS = 2000
 CHART_NAME = "spend.png"
 NO_HISTORY = "I can't read this channel's history: I need the Read Message History permission."
 BUSY = "Discord is rate limiting me right now; try again in a minute."
@@ -67,6 +68,21 @@ BUSY = "Discord is rate limiting me right now; try again in a minute."
 
 def _bot(interaction: discord.Interaction) -> DiscordBot:
     return interaction.client.seed  # type: ignore[attr-defined]
+
+
+def _me(interaction: discord.Interaction) -> int:
+    """The bot's own user id (the client is logged in by the time commands arrive)."""
+    assert interaction.client.user is not None
+    return interaction.client.user.id
+
+
+@contextlib.asynccontextmanager
+async def _answering(interaction: discord.Interaction) -> AsyncIterator[DiscordBot]:
+    """Defer at once (Discord allows 3 s), and count the command as work in flight while it answers."""
+    await interaction.response.defer(thinking=True)
+    bot = _bot(interaction)
+    with bot.work.track():
+        yield bot
 
 
 class SeedCommandTree(app_commands.CommandTree[discord.Client]):
@@ -137,7 +153,7 @@ async def _reply(interaction: discord.Interaction, command: ReplyCommand) -> Non
     report comes with its spend chart, or as text only when Discord refuses the file."""
     await interaction.response.defer(ephemeral=True, thinking=True)
     answer = await answer_command(_bot(interaction).service, _caller(interaction), command, DISCORD)
-    text = answer.text[:MAX_REPLY_CHARS]
+    text = answer.text[: DISCORD_LIMITS.max_message_chars]
     if answer.chart is not None:
         try:
             await interaction.edit_original_response(
@@ -160,14 +176,13 @@ def _channel(interaction: discord.Interaction) -> discord.abc.Messageable:
 
 async def _stream(interaction: discord.Interaction, turn: Turn) -> None:
     channel = _channel(interaction)
-    assert interaction.client.user is not None
     bot = _bot(interaction)
     surface = InteractionSurface(
         interaction,
         fallback_channel=channel,
         budget=bot.pacer.budget,
         questions=bot.questions,
-        search=ChannelSearch(channel, interaction.client.user.id, bot.pacer),
+        search=ChannelSearch(channel, _me(interaction), bot.pacer),
     )
     await bot.service.answer(turn, surface)
 
@@ -191,9 +206,7 @@ async def ask(
     video: discord.Attachment | None = None,
     effort: Literal["low", "medium", "high"] | None = None,
 ) -> None:
-    await interaction.response.defer(thinking=True)
-    bot = _bot(interaction)
-    with bot.work.track():
+    async with _answering(interaction) as bot:
         files = [DiscordAttachment(item, bot.downloads) for item in (image, video) if item is not None]
         key = conversation_key(interaction.channel, interaction.guild, interaction.id)
         await _stream(interaction, _turn(interaction, key, prompt, attachments=files, effort=effort))
@@ -280,11 +293,7 @@ async def summarize(
     count: app_commands.Range[int, 1, MAX_SUMMARY_MESSAGES] = DEFAULT_SUMMARY_MESSAGES,
     what: Literal["messages", "media"] = "messages",
 ) -> None:
-    await interaction.response.defer(thinking=True)
-    bot = _bot(interaction)
-    with bot.work.track():
-        assert interaction.client.user is not None
-        me = interaction.client.user.id
+    async with _answering(interaction) as bot:
 
         async def read() -> list[discord.Message]:
             return [message async for message in _channel(interaction).history(limit=count + 1)]
@@ -296,7 +305,7 @@ async def summarize(
             await interaction.edit_original_response(content=f"{NO_HISTORY} ({why})" if why else BUSY)
             return
         recent = [
-            history_message(message, me, bot.downloads)
+            history_message(message, _me(interaction), bot.downloads)
             for message in read_back
             if not _is_response_to(message, interaction)
         ][:count]
@@ -310,11 +319,8 @@ async def summarize(
 
 @app_commands.context_menu(name="Summarize")
 async def summarize_message(interaction: discord.Interaction, message: discord.Message) -> None:
-    await interaction.response.defer(thinking=True)
-    bot = _bot(interaction)
-    with bot.work.track():
-        assert interaction.client.user is not None
-        item = history_message(message, interaction.client.user.id, bot.downloads)
+    async with _answering(interaction) as bot:
+        item = history_message(message, _me(interaction), bot.downloads)
         await _summarize(interaction, [item], message_summary_request(item.author), "messages")
 
 

@@ -22,7 +22,6 @@ from discord.http import HTTPClient, Route
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://discord.com/api/v10"
 SCOPES = ("bot", "applications.commands")
 
 

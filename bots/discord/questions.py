@@ -16,8 +16,6 @@ from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmatio
 
 log = logging.getLogger(__name__)
 
-QUIET = discord.AllowedMentions.none()
-
 
 class _Buttons(discord.ui.View):
     def __init__(self, request_id: str, questions: DiscordQuestions) -> None:
@@ -59,9 +57,7 @@ class DiscordQuestions:
 
         async def send() -> discord.Message | None:
             try:
-                return await channel.send(
-                    text, view=_Buttons(request.request_id, self), allowed_mentions=QUIET
-                )
+                return await channel.send(text, view=_Buttons(request.request_id, self))
             except discord.HTTPException as error:
                 log.warning("confirmation not shown (%s %s)", error.status, error.text)
                 return None
@@ -74,6 +70,20 @@ class DiscordQuestions:
             return
         text = request.decided_text(decision, user_mention)
         try:
-            await message.edit(content=text, view=None, allowed_mentions=QUIET)
+            await message.edit(content=text, view=None)
         except discord.HTTPException as error:
             log.warning("confirmation %s not updated (%s %s)", message.id, error.status, error.text)
+
+
+class AsksInChannel:
+    """A reply surface's confirmations (`core.tools.confirm`): buttons in `question_channel`."""
+
+    questions: DiscordQuestions | None
+    question_channel: discord.abc.Messageable
+
+    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
+        return self.questions is not None and await self.questions.ask(self.question_channel, pending)
+
+    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
+        if self.questions is not None:
+            await self.questions.decided(request, decision)

@@ -24,7 +24,7 @@ import discord
 
 from bots.discord.budget import retry_after
 from bots.discord.feedback import feedback_view
-from bots.discord.questions import DiscordQuestions
+from bots.discord.questions import AsksInChannel, DiscordQuestions
 from core.coordination import Draw
 from core.feedback import FeedbackSubject
 from core.reply.budgets import PATIENCE_S, ReplyCalls, SharedBudgets
@@ -39,7 +39,6 @@ from core.reply.surface import (
     surface_errors,
 )
 from core.tools.base import ConversationSearch
-from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def message_ref(message: discord.Message) -> MessageRef:
     return MessageRef(id=str(message.id), channel=str(message.channel.id))
 
 
-class DiscordSurface:
+class DiscordSurface(AsksInChannel):
     """A reply in a channel, thread or DM: the first part replies to the prompt (if any)."""
 
     limits = DISCORD_LIMITS
@@ -99,8 +98,8 @@ class DiscordSurface:
         questions: DiscordQuestions | None = None,
         search: ConversationSearch | None = None,
     ):
-        self._channel = channel
-        self._questions = questions
+        self._channel = self.question_channel = channel
+        self.questions = questions
         self.conversation_search = search  # what the search_conversation tool may read
         self._previous = reply_to.to_reference(fail_if_not_exists=False) if reply_to is not None else None
         # Only the reply to the asker's own message pings them; continuations reply to the bot itself.
@@ -150,13 +149,6 @@ class DiscordSurface:
                 await self._typing
             self._typing = None
         self._calls.close()
-
-    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
-        return self._questions is not None and await self._questions.ask(self._channel, pending)
-
-    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
-        if self._questions is not None:
-            await self._questions.decided(request, decision)
 
     async def offer_feedback(self, subject: FeedbackSubject) -> None:
         # After every final text waiting for the budget, as long as one may wait.
@@ -243,7 +235,7 @@ class _InteractionWebhook:
             raise surface_error(error) from error
 
 
-class InteractionSurface(HandOffSurface):
+class InteractionSurface(AsksInChannel, HandOffSurface):
     """A reply to a slash command: the deferred original response, then webhook follow-ups.
 
     The interaction token expires after 15 minutes; from then on the answer continues as ordinary
@@ -264,7 +256,8 @@ class InteractionSurface(HandOffSurface):
         super().__init__(DISCORD_LIMITS, webhook, lambda: self._in_channel(webhook.last, interaction.user))
         self._fallback_channel = fallback_channel
         self._budget = budget
-        self._questions = questions
+        # Asked in the channel: a webhook message's buttons would die with the interaction's token.
+        self.questions, self.question_channel = questions, fallback_channel
         self.conversation_search = search
         self._budgets: SharedBudgets | None = None  # for the channel messages, once the token expires
 
@@ -277,11 +270,3 @@ class InteractionSurface(HandOffSurface):
         if self._budgets is not None:
             surface.use_budgets(self._budgets)
         return surface
-
-    async def ask_confirmation(self, pending: PendingConfirmation) -> bool:
-        # Asked in the channel: a webhook message's buttons would die with the interaction's token.
-        return self._questions is not None and await self._questions.ask(self._fallback_channel, pending)
-
-    async def show_decision(self, request: ConfirmationRequest, decision: Decision) -> None:
-        if self._questions is not None:
-            await self._questions.decided(request, decision)
