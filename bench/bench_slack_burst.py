@@ -6,7 +6,8 @@ last whole answer (full text and footer) landed, next to the lower bound the tie
 and the Slack calls each answer made. Answers are 200 tokens at 50 tok/s (4 s), as in issue #15.
 Runs in about 5 minutes.
 
-    .venv/bin/python bench/bench_slack_burst.py [--answers 10 30 100]
+    .venv/bin/python bench/bench_slack_burst.py [--answers 10 30 100] [--modes native edit]
+        [--final-edit-deadline S]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def lower_bound_s(answers: int, mode: str) -> float:
     return ANSWER_S + max(drain_s(answers - streams, "chat.update"), drain_s(streams, "chat.appendStream"))
 
 
-async def run(answers: int, mode: str, workdir: Path) -> dict[str, Any]:
+async def run(answers: int, mode: str, workdir: Path, final_edit_deadline_s: float | None) -> dict[str, Any]:
     async with FakeSlack() as slack, FakeModelServer() as model:
         slack.enforce_tiers()
         alice = slack.add_user("alice")
@@ -65,9 +66,7 @@ async def run(answers: int, mode: str, workdir: Path) -> dict[str, Any]:
             slack_app_token=APP_TOKEN,
             slack_api_url=slack.api_url,
             slack_stream_mode=mode,
-            # 100 finals at chat.update's 50 a minute take two minutes: longer than the default 60 s
-            # a reply keeps trying to deliver its final text.
-            final_edit_deadline_s=300.0,
+            **({} if final_edit_deadline_s is None else {"final_edit_deadline_s": final_edit_deadline_s}),
         )
         service = await ChatService.open(settings)
         runner = SlackRunner(settings, service)
@@ -83,10 +82,14 @@ async def run(answers: int, mode: str, workdir: Path) -> dict[str, Any]:
         )
         whole_at: dict[str, float] = {}
         deadline = started + 10 * lower_bound_s(answers, mode) + 60
+        # Until every answer is whole, or the bot has finished with them (some gave up on their finals).
         while len(whole_at) < answers and time.monotonic() < deadline:
+            done = len(model.requests) >= answers and runner.bot.work.busy == 0
             for channel, ts in zip(channels, prompts, strict=True):
                 if channel not in whole_at and _whole(slack, channel, ts):
                     whole_at[channel] = time.monotonic() - started
+            if done:
+                break
             await asyncio.sleep(POLL_S)
         await runner.bot.work.idle(60.0)
         await runner.stop(grace_s=5)
@@ -115,6 +118,10 @@ def _whole(slack: FakeSlack, channel: str, ts: str) -> bool:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, nargs="+", default=[10, 30, 100])
+    parser.add_argument("--modes", nargs="+", choices=("native", "edit"), default=["native", "edit"])
+    parser.add_argument(
+        "--final-edit-deadline", type=float, help="SEEDBOT_FINAL_EDIT_DEADLINE_S (default: the setting's)"
+    )
     args = parser.parse_args()
     print(
         "answers | path   | whole | last whole (s) | median whole (s) | tier lower bound (s) | 429s"
@@ -122,8 +129,8 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as workdir:
         for answers in args.answers:
-            for mode in ("native", "edit"):
-                r = await run(answers, mode, Path(workdir))
+            for mode in args.modes:
+                r = await run(answers, mode, Path(workdir), args.final_edit_deadline)
                 print(
                     f"{answers:7d} | {mode:6s} | {r['whole']:5.0f} | {r['last_whole_s']:14.1f} |"
                     f" {r['median_whole_s']:16.1f} | {r['bound_s']:20.1f} | {r['429s']:4.0f} |"

@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     # --- replies ---
     footer: bool = _env("SEEDBOT_FOOTER", True)
     show_reasoning: bool = _env("SEEDBOT_SHOW_REASONING", True)
-    final_edit_deadline_s: float = _env("SEEDBOT_FINAL_EDIT_DEADLINE_S", 60.0, gt=0)
+    # Long enough for a burst of answers in one Slack workspace: 100 finals at chat.update's 50 a
+    # minute take two minutes.
+    final_edit_deadline_s: float = _env("SEEDBOT_FINAL_EDIT_DEADLINE_S", 180.0, gt=0)
 
     # --- media ---
     max_file_mb: float = _env("SEEDBOT_MAX_FILE_MB", 25.0, gt=0)

@@ -117,7 +117,7 @@ class ReplyStreamer:
         pacer: EditPacer,
         *,
         show_reasoning: bool,
-        final_edit_deadline_s: float = 60.0,
+        final_edit_deadline_s: float = 180.0,  # SEEDBOT_FINAL_EDIT_DEADLINE_S's default
         clock: Callable[[], float] = time.monotonic,
     ):
         self._surface = surface
