@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ THREAD_FETCH_PAGES = 5
 # Message subtypes that are someone writing something; joins, topic changes and the like are not.
 PROMPT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 PEOPLE_CACHE_SIZE = 2000
+PEOPLE_NAME_TTL_S = 3600.0
 
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[CG][A-Z0-9]+\|([^>]*)>")
@@ -51,26 +53,30 @@ def is_dm(channel: str) -> bool:
 
 
 class People:
-    """Display names by user id, from `users.info`, remembered (a bounded cache)."""
+    """Display names by user id, from `users.info`, remembered for a while (a bounded cache): someone
+    who renames themselves is called by the new name within PEOPLE_NAME_TTL_S."""
 
-    def __init__(self, client: AsyncWebClient):
+    def __init__(self, client: AsyncWebClient, *, clock: Callable[[], float] = time.monotonic):
         self._client = client
-        self._names: dict[str, str] = {}
+        self._clock = clock
+        self._names: dict[str, tuple[str, float]] = {}  # user -> (name, when it was looked up)
 
     async def name(self, user: str) -> str:
-        if user in self._names:
-            return self._names[user]
+        remembered = self._names.get(user)
+        if remembered is not None and self._clock() - remembered[1] < PEOPLE_NAME_TTL_S:
+            return remembered[0]
         try:
             response = await self._client.users_info(user=user)
         except SlackApiError as error:
             log.info("no name for %s (%s)", user, error_code(error))
-            return user
+            return remembered[0] if remembered is not None else user
         info = response["user"]
         profile = info.get("profile") or {}
         name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        self._names.pop(user, None)
         if len(self._names) >= PEOPLE_CACHE_SIZE:
             self._names.pop(next(iter(self._names)))
-        self._names[user] = name
+        self._names[user] = (name, self._clock())
         return name
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.conversation import PEOPLE_NAME_TTL_S, People
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack import BOT_USER_ID
+from tests.fakes.slack import BOT_TOKEN, BOT_USER_ID
 from tests.slack.conftest import StartBot, World, model_prompt
 
 
@@ -177,3 +180,15 @@ async def test_a_thread_slack_will_not_show_is_answered_without_its_context(
     prompt = model_prompt(model_server)
     assert "still there?" in prompt and "an older message" not in prompt
     assert world.slack.bot_messages(world.general, thread_ts=root)
+
+
+async def test_someone_who_renames_themselves_is_called_by_the_new_name_within_the_hour(world: World) -> None:
+    now = 0.0
+    people = People(AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url), clock=lambda: now)
+    assert await people.name(world.alice) == "Alice"
+    world.slack.users[world.alice]["profile"]["display_name"] = "Ali"
+    now = PEOPLE_NAME_TTL_S - 1
+    assert await people.name(world.alice) == "Alice"  # remembered: no users.info on every message
+    now = PEOPLE_NAME_TTL_S + 1
+    assert await people.name(world.alice) == "Ali"
+    assert [call.method for call in world.slack.calls].count("users.info") == 2
