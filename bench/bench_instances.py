@@ -43,7 +43,7 @@ import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bots.discord.surface import global_budget
+from bots.discord.budget import global_budget
 from tests.discord.test_shard_processes import free_ports, wait_readyz
 from tests.fakes.discord import BOT_TOKEN, GLOBAL_RATE, FakeDiscord
 from tests.fakes.model_server import API_KEY, FakeModelServer, Script
