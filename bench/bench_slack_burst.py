@@ -53,6 +53,9 @@ def lower_bound_s(answers: int, mode: str) -> float:
 
 
 async def run(answers: int, mode: str, workdir: Path, final_edit_deadline_s: float | None) -> dict[str, Any]:
+    deadline: dict[str, Any] = (
+        {} if final_edit_deadline_s is None else {"final_edit_deadline_s": final_edit_deadline_s}
+    )
     async with FakeSlack() as slack, FakeModelServer() as model:
         slack.enforce_tiers()
         alice = slack.add_user("alice")
@@ -66,7 +69,7 @@ async def run(answers: int, mode: str, workdir: Path, final_edit_deadline_s: flo
             slack_app_token=APP_TOKEN,
             slack_api_url=slack.api_url,
             slack_stream_mode=mode,
-            **({} if final_edit_deadline_s is None else {"final_edit_deadline_s": final_edit_deadline_s}),
+            **deadline,
         )
         service = await ChatService.open(settings)
         runner = SlackRunner(settings, service)

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     # The shards this process runs (empty: every shard of the count).
     discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = _env("DISCORD_SHARD_IDS", ())
     # Requests a second Discord allows the bot across all its shards (50 unless Discord raised it).
-    discord_global_rate_limit: int = _env("DISCORD_GLOBAL_RATE_LIMIT", 50, ge=1)
+    discord_global_rate_limit: int = _env("DISCORD_GLOBAL_RATE_LIMIT", 50, ge=2)
 
     # --- service ---
     admins: CommaList = _env("SEEDBOT_ADMINS", ())

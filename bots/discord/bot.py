@@ -39,16 +39,23 @@ class DiscordBot:
         self.admission = Admission(service, usage_hint(DISCORD), discord_allowlist(settings))
         self.work = Work("discord")
         self.downloads = service.downloads
-        self.questions = DiscordQuestions()
         self._pacer: Pacer | None = None
+        self._questions: DiscordQuestions | None = None
 
     def logged_in(self, application_id: int) -> None:
         """The bot's global budget is keyed by its application id, known once logged in."""
         budget = global_budget(application_id, self.settings.discord_global_rate_limit)
         self._pacer = Pacer(self.service.reply_budgets, budget, rate_limited_for)
+        self._questions = DiscordQuestions(self._pacer)
 
     @property
     def pacer(self) -> Pacer:
         """Runs calls outside a reply within the bot's global budget (its `budget`, for replies)."""
         assert self._pacer is not None, "logged_in() has not run"
         return self._pacer
+
+    @property
+    def questions(self) -> DiscordQuestions:
+        """The confirmation questions open, asked within the global budget."""
+        assert self._questions is not None, "logged_in() has not run"
+        return self._questions

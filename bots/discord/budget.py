@@ -1,10 +1,11 @@
 """The bot's global REST budget: Discord allows a bot DISCORD_GLOBAL_RATE_LIMIT requests a second,
 whichever shard's process makes them (interaction webhooks are exempt).
 
-Every REST call made for an answer draws from it, shared by every instance through Redis: a reply's
-posts, edits, typing and buttons (through `ReplyCalls`, see surface.py), and the calls around it
-(through core's `Pacer`, which `rate_limited_for` tells Discord's 429s): opening its thread, reading
-the messages it needs, telling the asker something, crash recovery's edits.
+Every REST call the bot makes once logged in draws from it, shared by every instance through Redis: a
+reply's posts, edits, typing and buttons (through `ReplyCalls`, see surface.py), and the calls around
+it (through core's `Pacer`, which `rate_limited_for` tells Discord's 429s): opening its thread,
+reading the messages it needs, confirmation questions, telling the asker something, command sync,
+crash recovery's edits.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import discord
 from core.coordination import Draw, Rate
 from core.reply.surface import TRANSIENT_RETRY_S, SurfaceRateLimited
 
-# Of the global limit, calls refill at this share with this share saved up: no second sends more than
-# 96% of it, leaving room for the few calls made before any budget is known (logging in, command sync).
-GLOBAL_REFILL_SHARE, GLOBAL_BURST_SHARE = 0.8, 0.16
+# Of the global limit, no second sends more than this share (the burst saved up and the refill), leaving
+# room for the few calls made before any budget is known (logging in, command sync); of it, this share
+# may be saved up (one call at least).
+GLOBAL_SHARE, GLOBAL_BURST_SHARE = 0.96, 0.16
 # A page of channel history (discord.py asks for at most 100 messages a call).
 HISTORY_PAGE = 100
 # What a `Pacer` call raises when its call did not happen: Discord refused it, or the budget had no room.
@@ -25,7 +27,8 @@ NOT_SENT = (discord.HTTPException, discord.RateLimited, SurfaceRateLimited)
 
 def global_budget(application_id: int, limit_per_s: int) -> Draw:
     """The bot's global REST budget, keyed by the bot: two bots sharing one Redis each keep their own."""
-    rate = Rate(per_s=GLOBAL_REFILL_SHARE * limit_per_s, burst=max(1.0, GLOBAL_BURST_SHARE * limit_per_s))
+    burst = max(1.0, GLOBAL_BURST_SHARE * limit_per_s)
+    rate = Rate(per_s=GLOBAL_SHARE * limit_per_s - burst, burst=burst)
     return Draw(f"discord:{application_id}:global", rate, name="discord global")
 
 

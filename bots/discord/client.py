@@ -104,18 +104,15 @@ class SeedClient(discord.Client):
             return
         try:
             if not guilds:
-                synced = await self.tree.sync()
+                synced = await self.seed.pacer(self.tree.sync)
                 log.info("synced %d slash commands globally (may take up to an hour to appear)", len(synced))
             for guild in guilds:
                 self.tree.copy_global_to(guild=guild)
-                synced = await self.tree.sync(guild=guild)
+                synced = await self.seed.pacer(functools.partial(self.tree.sync, guild=guild))
                 log.info("synced %d slash commands to guild %s", len(synced), guild.id)
-        except discord.HTTPException as error:
-            log.warning(
-                "could not sync slash commands (%s %s); invite the bot with the applications.commands scope",
-                error.status,
-                error.text,
-            )
+        except NOT_SENT as error:
+            fix = "invite the bot with the applications.commands scope"
+            log.warning("could not sync slash commands (%s); %s", error, fix)
 
     async def _show_interrupted(self, reply: InterruptedReply) -> bool:
         """Crash recovery's one Discord step: that message shows `reply.text`, then the follow-up, each

@@ -28,6 +28,7 @@ PLATFORM = "discord"
 DM_WORKSPACE = "@me"
 # Messages a conversation search reads back at most (Discord pages them by 100).
 SEARCH_DEPTH = 500
+SEARCH_BUSY = "Discord is rate limiting the bot; try the search again shortly."
 # Replies followed up the chain when the store does not know them (each one is an API call).
 REPLY_CHAIN_LIMIT = 12
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -158,9 +159,12 @@ class ChannelSearch:
                     break  # the channel's start, or `since`
                 before = page[-1]
         except NOT_SENT as error:
-            raise SearchUnavailable(
-                f"Discord would not show this channel's history ({refusal(error)})."
-            ) from None
+            why = refusal(error)
+            if why is None:
+                raise SearchUnavailable(
+                    "Discord is rate limiting the bot; try the search again shortly."
+                ) from None
+            raise SearchUnavailable(f"Discord would not show this channel's history ({why}).") from None
         return found
 
     async def _page(self, before: discord.Message | None, since: datetime | None) -> list[discord.Message]:

@@ -7,11 +7,14 @@ is edited to say who approved or declined it, and when, and loses its buttons.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import discord
 
+from bots.discord.budget import NOT_SENT
 from core.commands import user_mention
+from core.reply.budgets import Pacer
 from core.tools.confirm import ConfirmationRequest, Decision, PendingConfirmation, ShownQuestions
 
 log = logging.getLogger(__name__)
@@ -43,10 +46,12 @@ class _Buttons(discord.ui.View):
 
 
 class DiscordQuestions:
-    """The questions the bot has open, and the messages they were asked in."""
+    """The questions the bot has open, and the messages they were asked in; each call to show or
+    close one within the bot's global budget (`pace`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: Pacer) -> None:
         self.shown: ShownQuestions[discord.Message] = ShownQuestions()
+        self._pace = pace
 
     async def ask(self, channel: discord.abc.Messageable, pending: PendingConfirmation) -> bool:
         request = pending.request
@@ -57,9 +62,10 @@ class DiscordQuestions:
 
         async def send() -> discord.Message | None:
             try:
-                return await channel.send(text, view=_Buttons(request.request_id, self))
-            except discord.HTTPException as error:
-                log.warning("confirmation not shown (%s %s)", error.status, error.text)
+                buttons = _Buttons(request.request_id, self)
+                return await self._pace(functools.partial(channel.send, text, view=buttons))
+            except NOT_SENT as error:
+                log.warning("confirmation not shown (%s)", error)
                 return None
 
         return await self.shown.ask(pending, send)
@@ -70,9 +76,9 @@ class DiscordQuestions:
             return
         text = request.decided_text(decision, user_mention)
         try:
-            await message.edit(content=text, view=None)
-        except discord.HTTPException as error:
-            log.warning("confirmation %s not updated (%s %s)", message.id, error.status, error.text)
+            await self._pace(functools.partial(message.edit, content=text, view=None))
+        except NOT_SENT as error:
+            log.warning("confirmation %s not updated (%s)", message.id, error)
 
 
 class AsksInChannel:

@@ -147,17 +147,22 @@ class SharedBudgets:
         urgently as a final text: it waits its turn, and a failure `retry_after_of` reads as a 429
         (the seconds to wait; None for any other failure, which is raised) slows the budget for
         everyone and is retried, `attempts` times at most; after that it is raised too."""
-        for attempt in range(attempts):
-            if not await self.acquire([draw], "urgent", lane=0, patience_s=patience_s):
-                continue
-            try:
-                return await call()
-            except Exception as error:
-                wait = retry_after_of(error)
-                if wait is None or attempt == attempts - 1:
-                    raise
-                await self.penalize(draw.key, wait)
-        raise SurfaceRateLimited(patience_s)
+        # A lane of its own: among urgent calls, one that has waited for nothing yet goes first.
+        lane = self.lane()
+        try:
+            for attempt in range(attempts):
+                if not await self.acquire([draw], "urgent", lane=lane, patience_s=patience_s):
+                    continue
+                try:
+                    return await call()
+                except Exception as error:
+                    wait = retry_after_of(error)
+                    if wait is None or attempt == attempts - 1:
+                        raise
+                    await self.penalize(draw.key, wait)
+            raise SurfaceRateLimited(patience_s)
+        finally:
+            self.close_lane(lane)
 
     def _keep(self, draw: Draw, priority: Priority) -> float:
         """What a call of `priority` leaves behind: a share of the burst, and for anything less than

@@ -83,6 +83,30 @@ async def test_conversation_search_reads_this_channel_only(
     assert "deploy went out at noon" in found and "lunch" not in found and "secret plans" not in found
 
 
+async def test_conversation_search_reads_back_a_page_at_a_time_to_an_old_message(
+    world: World, start_bot: StartBot, model_server: FakeModelServer
+) -> None:
+    api = world.api
+    api.add_bot_message(world.general, "deploy went out at noon")
+    for n in range(250):
+        api.add_bot_message(world.general, f"chatter {n}")
+    await start_bot()
+    model_server.enqueue(
+        tool_round(tool_call("search_conversation", {"query": "deploy"})), Script(content="At noon.")
+    )
+    await api.user_message(world.general, world.alice, world.mention("when was the deploy?"))
+    await wait_answer(api, world.general, "At noon.")
+    [found] = [m["content"] for m in model_server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert "deploy went out at noon" in found and "chatter" not in found
+    # 252 messages (the question too), newest first: two full pages of 100, then the last one.
+    pages = [
+        r
+        for r in api.requests
+        if r.method == "GET" and r.path.endswith(f"/channels/{world.general['id']}/messages")
+    ]
+    assert len(pages) == 3
+
+
 async def test_tools_lists_them_and_admins_switch_one_off_for_the_channel(
     world: World, start_bot: StartBot, model_server: FakeModelServer
 ) -> None:
