@@ -12,7 +12,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 
 from bots.slack import commands, events, feedback, questions
 from bots.slack.bot import SlackBot
@@ -32,10 +33,12 @@ class SeedSlackApp(AsyncApp):
 
 class _OneTokenNotTwo(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN from the environment itself, then warns at every start that the
-    client's token (the very same one) wins over it: noise, and no constructor argument avoids it."""
+    client's token and `authorize` (the very same token) win over it: noise no argument avoids."""
+
+    NOISE = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+        return record.getMessage() not in self.NOISE
 
 
 def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
@@ -44,10 +47,18 @@ def build_slack_app(settings: Settings, service: ChatService) -> SeedSlackApp:
     bolt_log = logging.getLogger("seedbot.slack.bolt")
     if not any(isinstance(known, _OneTokenNotTwo) for known in bolt_log.filters):
         bolt_log.addFilter(_OneTokenNotTwo())
+
+    async def authorize() -> AuthorizeResult:
+        # Who the app is, from the one auth.test at start-up. Bolt's own would call auth.test again
+        # for every event until the first call returns: a burst of events after a restart could be
+        # rate limited there, and an event whose authorization fails is dropped.
+        return bot.identity.authorization
+
     app = SeedSlackApp(
         name="seedbot",
         logger=bolt_log,
         client=bot.reads,
+        authorize=authorize,
         signing_secret=secret.get_secret_value() if secret is not None else "",
         process_before_response=True,
     )

@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 
 from bots.slack.api import error_code, web_client
@@ -53,10 +54,11 @@ SLACK = Dialect(
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who the app is in this workspace (from `auth.test`)."""
+    """Who the app is in this workspace (from `auth.test`), and Bolt's view of it (`authorization`)."""
 
     team_id: str
     bot_user_id: str
+    authorization: AuthorizeResult
 
 
 class SlackBot:
@@ -98,7 +100,10 @@ class SlackBot:
     async def connect(self) -> Identity:
         """Check the bot token (`auth.test`) and learn who the app is; raises SlackApiError."""
         response = await self.reads.auth_test()
-        self._identity = Identity(str(response["team_id"]), str(response["user_id"]))
+        authorization = AuthorizeResult.from_auth_test_response(
+            auth_test_response=response, bot_token=self.reads.token
+        )
+        self._identity = Identity(str(response["team_id"]), str(response["user_id"]), authorization)
         return self._identity
 
     def surface(self, *, channel: str, thread_ts: str | None, user: str) -> SlackSurface:

@@ -27,6 +27,20 @@ def deliveries_for(slack: FakeSlack, ts: str) -> list[Delivery]:
     return [d for d in slack.deliveries if d.payload.get("event", {}).get("ts") == ts]
 
 
+async def test_a_burst_of_events_after_start_up_checks_the_token_once_and_each_is_answered(
+    start_bot: StartBot, world: World, model_server: FakeModelServer
+):
+    # auth.test at start-up says who the app is; events arriving together must not each ask again
+    # (a burst after a restart could meet auth.test's rate limit, and an event not authorized is lost).
+    bot = await start_bot()
+    channels = [world.slack.add_channel(f"burst{n}", members=[world.alice]) for n in range(10)]
+    model_server.enqueue(*[Script(content="Here.")] * len(channels))
+    await asyncio.gather(*(world.slack.post(world.alice, c, world.mention("hi")) for c in channels))
+    await bot.idle()
+    assert all(world.slack.bot_messages(channel) for channel in channels)
+    assert len(world.slack.calls_to("auth.test")) == 1
+
+
 async def test_every_delivery_is_acknowledged_before_the_answer_is_done(
     start_bot: StartBot, world: World, model_server: FakeModelServer
 ):
