@@ -53,7 +53,7 @@ def lower_bound_s(answers: int, mode: str) -> float:
 
 
 async def run(answers: int, mode: str, workdir: Path, final_edit_deadline_s: float | None) -> dict[str, Any]:
-    deadline: dict[str, Any] = (
+    overrides: dict[str, Any] = (
         {} if final_edit_deadline_s is None else {"final_edit_deadline_s": final_edit_deadline_s}
     )
     async with FakeSlack() as slack, FakeModelServer() as model:
@@ -69,7 +69,7 @@ async def run(answers: int, mode: str, workdir: Path, final_edit_deadline_s: flo
             slack_app_token=APP_TOKEN,
             slack_api_url=slack.api_url,
             slack_stream_mode=mode,
-            **deadline,
+            **overrides,
         )
         service = await ChatService.open(settings)
         runner = SlackRunner(settings, service)

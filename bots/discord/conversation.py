@@ -160,11 +160,8 @@ class ChannelSearch:
                 before = page[-1]
         except NOT_SENT as error:
             why = refusal(error)
-            if why is None:
-                raise SearchUnavailable(
-                    "Discord is rate limiting the bot; try the search again shortly."
-                ) from None
-            raise SearchUnavailable(f"Discord would not show this channel's history ({why}).") from None
+            reason = f"Discord would not show this channel's history ({why})." if why else SEARCH_BUSY
+            raise SearchUnavailable(reason) from None
         return found
 
     async def _page(self, before: discord.Message | None, since: datetime | None) -> list[discord.Message]:
